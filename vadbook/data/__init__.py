@@ -1,0 +1,15 @@
+"""Data: the video model, the synthetic benchmark, real-feature loaders, resampling and batching."""
+from .annotations import UCF_CLASSES, XD_CLASSES, XD_CODES, glance_frame_to_grid
+from .batching import BalancedBatcher, pad_batch, resample, to_grid
+from .fixtures import Fixture, make_fixture
+from .real import RealVideo, load_features, load_ucf, load_xd, merge_crops, stratified_split
+from .synthetic import make_benchmark, statistics
+from .video import FRAMES_PER_SNIPPET, NORMAL, Benchmark, Video
+
+__all__ = [
+    "Video", "Benchmark", "FRAMES_PER_SNIPPET", "NORMAL",
+    "make_benchmark", "statistics",
+    "BalancedBatcher", "pad_batch", "resample", "to_grid",
+    "RealVideo", "load_features", "load_ucf", "load_xd", "merge_crops", "stratified_split",
+    "Fixture", "make_fixture", "UCF_CLASSES", "XD_CLASSES", "XD_CODES", "glance_frame_to_grid",
+]

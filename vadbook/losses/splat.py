@@ -1,0 +1,171 @@
+"""Losses on splatted pseudo-labels: GS-MoE's TGS loss (Eq. (6)) and GlanceVAD's (Eq. (7)-(8)).
+
+Targets come from :mod:`vadbook.splatting` and are detached pseudo-labels: gradients flow
+only through the scores being supervised. Each loss accepts either ``(scores, labels, mask)``
+or ``(scores, batch)`` with a training batch dict (``label``, ``mask``, ``glances``), so it
+can serve as a model's ``score_loss(scores, batch)``.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from vadbook.splatting import glance_mask, glance_targets, tgs_targets
+
+from .mil import check_labels, check_mask, topk_bce
+
+__all__ = ["topk_norm_loss", "tgs_loss", "glance_loss", "normal_mil_loss", "glance_total_loss"]
+
+
+def _unpack(scores: Tensor, labels, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+    """``labels`` may be a ``[B]`` tensor or a batch dict; returns float labels and the mask."""
+    if isinstance(labels, Mapping):
+        mask = labels.get("mask") if mask is None else mask
+        labels = labels["label"]
+    mask = check_mask(scores, mask)
+    return check_labels(labels.to(scores.device), scores.shape[0]), mask
+
+
+def _mean_over(per_video: Tensor, use: Tensor) -> Tensor:
+    """Mean of ``per_video`` over the videos in ``use``; 0 (kept in the graph) if there are none."""
+    use = use.to(per_video.dtype)
+    return (per_video * use).sum() / use.sum().clamp_min(1)
+
+
+def _video_bce(scores: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
+    """Per-video mean over valid snippets of ``BCE(s_t, y_t)``, ``[B]``."""
+    if targets.shape != scores.shape:
+        raise ValueError(f"targets has shape {tuple(targets.shape)} but scores have {tuple(scores.shape)}")
+    s = torch.where(mask, scores, torch.full_like(scores, 0.5))
+    y = torch.where(mask, targets.detach().to(scores.dtype), torch.zeros_like(scores))
+    if not (((s >= 0) & (s <= 1)).all() and ((y >= 0) & (y <= 1)).all()):
+        raise ValueError("scores and targets must lie in [0, 1] at valid snippets")
+    nll = F.binary_cross_entropy(s, y, reduction="none") * mask
+    return nll.sum(dim=1) / mask.sum(dim=1).clamp_min(1)
+
+
+def topk_norm_loss(scores: Tensor, labels, mask: Tensor | None = None, k=None) -> Tensor:
+    """``L_topk-norm`` of GS-MoE Eq. (2): ``-(1/N-) sum_normal (1/k) sum_{top-k} log(1 - s)``.
+
+    The mean over each normal video's top-k snippets of ``-log(1 - s)`` (log, then mean, as
+    Eq. (2) is written), averaged over the normal videos of the batch (0 if there is none).
+    ``k = floor(T_valid / 16) + 1`` by default (see :func:`vadbook.losses.mil.topk_k`).
+
+    Args:
+        scores: ``[B, T]`` probabilities.
+        labels: ``[B]`` in {0, 1}, or a batch dict with ``label`` and ``mask``.
+        mask: ``[B, T]`` bool validity mask.
+        k: top-k size, see :func:`vadbook.losses.mil.topk_k`.
+    """
+    labels, mask = _unpack(scores, labels, mask)
+    per_video = topk_bce(scores, torch.zeros_like(labels), mask, k, form="log_then_mean", reduction="none")
+    return _mean_over(per_video, labels == 0)
+
+
+def tgs_loss(scores: Tensor, labels, mask: Tensor | None = None, targets: Tensor | None = None,
+             warmup: bool = False, normal_bce: bool = False, k=None, return_parts: bool = False,
+             **target_kwargs):
+    """``L_TGS = L_topk-norm + BCE(y, y_hat)`` (GS-MoE Eq. (6)).
+
+    ``L_topk-norm`` is :func:`topk_norm_loss`. The BCE compares the scores ``y`` of abnormal
+    videos with their TGS pseudo-labels ``y_hat`` (:func:`vadbook.splatting.tgs_targets`,
+    computed from the detached scores unless ``targets`` is given): per video the mean over
+    valid snippets, then the mean over abnormal videos. Normal videos are not in the BCE by
+    default: GS-MoE renders kernels "over the length of anomalous videos" and supervises
+    normal ones through ``L_topk-norm``; ``normal_bce=True`` adds them with all-zero targets
+    (a dense "everything is normal" term the paper does not have).
+
+    ``warmup=True`` returns ``L_topk-norm`` alone: GS-MoE trains "for a few iterations" with it
+    so that spurious peaks are suppressed before peaks become pseudo-labels.
+
+    Args:
+        scores: ``[B, T]`` probabilities (the model's output, with gradients).
+        labels: ``[B]`` video labels, or a batch dict with ``label`` and ``mask``.
+        mask: ``[B, T]`` bool validity mask.
+        targets: precomputed ``[B, T]`` pseudo-labels (detached); None: computed here.
+        warmup: only ``L_topk-norm``.
+        normal_bce: include normal videos in the BCE with zero targets.
+        k: top-k size of ``L_topk-norm``.
+        return_parts: also return ``{"topk_norm", "tgs_bce"}`` (detached).
+        **target_kwargs: passed to :func:`vadbook.splatting.tgs_targets`.
+
+    Returns:
+        Scalar loss, or ``(loss, parts)``.
+    """
+    labels, mask = _unpack(scores, labels, mask)
+    l_norm = topk_norm_loss(scores, labels, mask, k)
+    if warmup:
+        l_bce = scores.sum() * 0.0
+    else:
+        abnormal = labels == 1
+        if targets is None:
+            targets = tgs_targets(scores.detach(), mask, **target_kwargs)
+        use = torch.ones_like(abnormal) if normal_bce else abnormal
+        targets = torch.where(abnormal[:, None], targets.to(scores.device), torch.zeros_like(scores))
+        l_bce = _mean_over(_video_bce(scores, targets, mask), use)
+    loss = l_norm + l_bce
+    if return_parts:
+        return loss, {"topk_norm": l_norm.detach(), "tgs_bce": l_bce.detach()}
+    return loss
+
+
+def glance_loss(scores: Tensor, glances, mask: Tensor | None = None, targets: Tensor | None = None,
+                **target_kwargs) -> Tensor:
+    """``L_abn = BCE(A(t), A_hat(t))`` (GlanceVAD Eq. (7)) over glance-annotated videos.
+
+    ``A_hat`` are the rendered glance pseudo-labels (:func:`vadbook.splatting.glance_targets`,
+    from the detached scores unless ``targets`` is given). Per video the mean BCE over valid
+    snippets, then the mean over videos with at least one glance (0 if none): normal videos
+    and abnormal videos with weak labels only (GlanceVAD Table 5's mixed settings) are left
+    to the MIL terms, not pushed to zero.
+
+    Args:
+        scores: ``[B, T]`` probabilities.
+        glances: ``[B, T]`` bool / ``[B, G]`` long glances, or a batch dict (``glances``, ``mask``).
+        mask: ``[B, T]`` bool validity mask.
+        targets: precomputed ``[B, T]`` targets; None: computed here.
+        **target_kwargs: ``alpha``, ``sigma``, ``kernel``, ``mine``, ... of ``glance_targets``.
+            Mining starts after a warm-up in GlanceVAD (50 / 100 iterations): pass ``mine=False`` before.
+    """
+    if isinstance(glances, Mapping):
+        mask = glances.get("mask") if mask is None else mask
+        glances = glances["glances"]
+    mask = check_mask(scores, mask)
+    g = glance_mask(glances.to(scores.device), scores.shape[1], mask)
+    if targets is None:
+        targets = glance_targets(scores.detach(), g, mask=mask, **target_kwargs)
+    return _mean_over(_video_bce(scores, targets.to(scores.device), mask), g.any(dim=1))
+
+
+def normal_mil_loss(scores: Tensor, labels, mask: Tensor | None = None, k=None) -> Tensor:
+    """``L_nor`` of GlanceVAD Eq. (8): the MIL loss of Eq. (1)-(2) on normal videos only.
+
+    ``-log(1 - mean(top-k scores))`` per normal video, averaged over normal videos (0 if none).
+    """
+    labels, mask = _unpack(scores, labels, mask)
+    per_video = topk_bce(scores, torch.zeros_like(labels), mask, k, form="mean_then_log", reduction="none")
+    return _mean_over(per_video, labels == 0)
+
+
+def glance_total_loss(scores: Tensor, batch: Mapping, base_loss: Tensor, k=None,
+                      **target_kwargs) -> tuple[Tensor, dict[str, Tensor]]:
+    """``L_total = L_base + L_abn + L_nor`` (GlanceVAD Eq. (8)).
+
+    Args:
+        scores: ``[B, T]`` probabilities.
+        batch: training batch dict with ``label``, ``mask`` and ``glances``.
+        base_loss: the baseline's own loss, already computed (e.g. the MIL loss of Eq. (2) for
+            the MIL baseline, or UR-DMU's full loss: ``model.loss(out, batch)[0]``).
+        k: top-k size of ``L_nor``.
+        **target_kwargs: passed to :func:`glance_loss`.
+
+    Returns:
+        ``(loss, {"base", "abn", "nor"})`` with detached parts.
+    """
+    l_abn = glance_loss(scores, batch, **target_kwargs)
+    l_nor = normal_mil_loss(scores, batch, k=k)
+    loss = base_loss + l_abn + l_nor
+    return loss, {"base": base_loss.detach(), "abn": l_abn.detach(), "nor": l_nor.detach()}
