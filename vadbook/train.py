@@ -55,6 +55,7 @@ class FitResult:
     best_step: int = 0
     best_val: float = float("nan")
     seconds: float = 0.0
+    cached: bool = False          # True when vadbook.zoo loaded it from its cache
 
     def curve(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """``(steps, values)`` of a logged quantity, for plots."""
@@ -120,7 +121,7 @@ def fit(model: torch.nn.Module, train: list[Video], val: list[Video], cfg: Train
                 result.best_val, result.best_step = score, step
                 best_state = copy.deepcopy(model.state_dict())
             if bar is not None:
-                bar.set_postfix(loss=f"{float(loss):.3f}", **{f"val_{cfg.select}": f"{score:.3f}"})
+                bar.set_postfix(loss=f"{loss.item():.3f}", **{f"val_{cfg.select}": f"{score:.3f}"})
         result.history.append(row)
         if bar is not None:
             bar.update(1)
