@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 
 from vadbook.data import annotations as A
+from vadbook.data import gt as G
 from vadbook.data.fixtures import make_fixture
-from vadbook.data.real import LAYOUTS, RealVideo, load_features, load_ucf, load_xd, merge_crops, stratified_split
+from vadbook.data.layouts import LAYOUTS
+from vadbook.data.real import RealVideo, load_features, load_ucf, load_xd
+from vadbook.data.splits import merge_crops, stratified_split
 
 F = 16
 SMALL = dict(dim=8, n_train=(3, 3), n_test=(3, 3), T_range=(20, 30))
@@ -167,10 +170,10 @@ def test_glance_frame_to_grid_matches_the_formula():
         T, L = int(rng.integers(1, 400)), int(rng.integers(1, 300))
         frames = rng.integers(0, F * T, size=5)
         want = [min(int((f / 16) / T * L), L - 1) for f in frames]
-        assert A.glance_frame_to_grid(frames, T, L).tolist() == want
-    assert A.glance_frame_to_grid(31, 10, 20).tolist() == [3]          # snippet 1 would give 2
+        assert G.glance_frame_to_grid(frames, T, L).tolist() == want
+    assert G.glance_frame_to_grid(31, 10, 20).tolist() == [3]          # snippet 1 would give 2
     with pytest.raises(ValueError):
-        A.glance_frame_to_grid(-1, 10, 20)
+        G.glance_frame_to_grid(-1, 10, 20)
 
 
 # --- validation splits ------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from vadbook.losses.splat import glance_loss, glance_total_loss, normal_mil_loss
 from vadbook.splatting import (find_peaks, glance_indices, glance_mask, glance_sigma, glance_targets, kernel,
                                mine_glance_kernels, mixture, normalise, perturb_glances, render, tgs_kernels,
                                tgs_targets)
+from vadbook.splatting.naive_glance import glance_targets_loop as naive_glance_targets
+from vadbook.splatting.naive_glance import mine_row_loop as naive_mine_row
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -132,43 +134,6 @@ def naive_tgs_targets(scores, valid, min_prominence=0.1, temporal_sigma="moment"
                 if G and v[t]:
                     total[t] += naive_kernel(t - P, width, kind)                    # Eq. (4)
         out.append(naive_normalise(total, v, norm))                                 # Eq. (5)
-    return out
-
-
-def naive_mine_row(A, glances, valid, alpha, dynamic=True):
-    """GlanceVAD Algorithm 1 for one video (>=, last snippet reachable, masked snippets stop)."""
-    T = len(A)
-    G = sorted(glances)
-    mined = set(G)
-    for i, g in enumerate(G):
-        thr = alpha * A[g] if dynamic else alpha
-        stop_left = G[i - 1] if i > 0 else -1
-        for t in range(g - 1, stop_left, -1):
-            if valid[t] and A[t] >= thr:
-                mined.add(t)
-            else:
-                break
-        stop_right = G[i + 1] if i + 1 < len(G) else T
-        for t in range(g + 1, stop_right):
-            if valid[t] and A[t] >= thr:
-                mined.add(t)
-            else:
-                break
-    return mined
-
-
-def naive_glance_targets(scores, glances, valid, alpha, sigma, kind, reduce="max", norm="max", mine=True):
-    out = []
-    for A, g, v in zip(scores, glances, valid):
-        T = len(A)
-        G = [t for t in range(T) if g[t]]
-        centres = naive_mine_row(A, G, v, alpha) if mine else set(G)
-        width = sigma * max(sum(v) - 1, 0) / 2                     # [-1, 1] axis -> snippets
-        row = []
-        for t in range(T):
-            vals = [naive_kernel(t - c, width, kind) for c in centres]
-            row.append((sum(vals) if reduce == "sum" else max(vals)) if vals and v[t] else 0.0)
-        out.append(naive_normalise(row, v, norm))
     return out
 
 

@@ -1,8 +1,10 @@
 """Data: the video model, the synthetic benchmark, real-feature loaders, resampling and batching."""
-from .annotations import UCF_CLASSES, XD_CLASSES, XD_CODES, glance_frame_to_grid
+from .annotations import UCF_CLASSES, XD_CLASSES, XD_CODES
 from .batching import BalancedBatcher, pad_batch, resample, to_grid
 from .fixtures import Fixture, make_fixture
-from .real import RealVideo, load_features, load_ucf, load_xd, merge_crops, stratified_split
+from .gt import glance_frame_to_grid
+from .real import RealVideo, load_features, load_ucf, load_xd
+from .splits import merge_crops, stratified_split
 from .synthetic import make_benchmark, statistics
 from .video import FRAMES_PER_SNIPPET, NORMAL, Benchmark, Video
 

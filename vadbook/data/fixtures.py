@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .annotations import UCF_CLASSES, XD_CODES
-from .real import DEFAULT_LISTS, FEATURE_DIMS, N_CROPS, LAYOUTS
+from .layouts import DEFAULT_LISTS, FEATURE_DIMS, LAYOUTS, N_CROPS
 from .video import FRAMES_PER_SNIPPET as F
 
 __all__ = ["Fixture", "make_fixture"]
@@ -126,7 +126,7 @@ def make_fixture(root: str | Path, dataset: str = "ucf", layout: str = "urdmu", 
 
     Args:
         root: target directory (created).
-        dataset: ``"ucf"`` or ``"xd"``; layout: one of :data:`vadbook.data.real.LAYOUTS`.
+        dataset: ``"ucf"`` or ``"xd"``; layout: one of :data:`vadbook.data.layouts.LAYOUTS`.
         n_train, n_test: ``(normal, abnormal)`` videos per split.
         T_range: snippets per video, drawn uniformly in ``[lo, hi]``.
         dim: feature size (default the release's: 2048 RTFM, 1024 I3D, 512 CLIP).

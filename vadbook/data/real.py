@@ -5,27 +5,19 @@ one of the public layouts (``reference/formats.md``) and return the same
 :class:`~vadbook.data.video.Benchmark` the synthetic benchmark returns, so every chapter runs
 on real features unchanged. ``root`` defaults to ``$VADBOOK_DATA``.
 
-=============  ======================================  ==========================================
-layout         feature files                           default lists
-=============  ======================================  ==========================================
-``rtfm``       ``Name_i3d.npy`` ``[T, crops, 2048]``   ``ucf-i3d.list``, ``ucf-i3d-test.list``
-``urdmu``      ``Name__c.npy`` ``[T, 1024]``           ``UCF_Train.list`` / ``XD_Train.list``, ...
-``glancevad``  as urdmu, UCF crop 0 is ``Name.npy``    ``ucf-crime.training.csv`` (``video-id``)
-``vadclip``    ``Name__c.npy`` ``[T, 512]``            ``ucf_CLIP_rgb.csv`` (``path,label``)
-=============  ======================================  ==========================================
-
-Files are found by **file name** anywhere under ``root``: list paths (often absolute Windows
-paths from another machine) are only used for their names. Conventions for names, labels,
-ground truth (end-exclusive intervals, a snippet is anomalous if any of its frames is, the
-``16 T`` rule, clipping) and glances are those of :mod:`vadbook.data.annotations`. Test videos
-are :class:`RealVideo` objects whose ``frame_gt`` is the annotated frame labels, so the metrics
+The layouts (``rtfm``, ``urdmu``, ``glancevad``, ``vadclip``), their file names and default
+lists are in :mod:`vadbook.data.layouts`; files are found by **file name** anywhere under
+``root``, so list paths from another machine need no editing. Names and labels follow
+:mod:`vadbook.data.annotations`, ground truth (end-exclusive intervals, a snippet is anomalous
+if any of its frames is, the ``16 T`` rule, clipping) :mod:`vadbook.data.gt`. Test videos are
+:class:`RealVideo` objects whose ``frame_gt`` is the annotated frame labels, so the metrics
 match the public ``gt-*.npy`` evaluation. The interval files carry no class, so an event of a
 multi-label XD video gets the video's first class.
 
 Crops (UCF 10, XD 5): ``crops`` (training) and ``test_crops`` (validation and test) are each
 ``"mean"`` (average the crop features: one video), an ``int`` (that crop only; VadCLIP tests
 on one crop) or ``"all"`` (one video per crop, named ``Name__c``). The reference code averages
-crop *scores* at test time; for that use ``test_crops="all"`` and :func:`merge_crops`.
+crop *scores* at test time; for that use ``test_crops="all"`` and :func:`~vadbook.data.splits.merge_crops`.
 
 Validation (``val``): the releases have none, and training videos have no temporal ground
 truth, so a validation split with frame labels must come from the test annotations:
@@ -41,39 +33,22 @@ truth, so a validation split with frame labels must come from the test annotatio
 """
 from __future__ import annotations
 
-import dataclasses
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from . import annotations as A
+from . import gt as G
+from .layouts import (ANNOTATION_FILES, CLASSES, DEFAULT_LISTS, FPS, GLANCE_FILES, LAYOUTS, N_CROPS,
+                      FileIndex, data_root, list_names, read_crops)
+from .splits import stratified_split
 from .video import FRAMES_PER_SNIPPET as F
 from .video import Benchmark, Video
 
-__all__ = ["RealVideo", "load_features", "load_ucf", "load_xd", "merge_crops", "stratified_split",
-           "LAYOUTS", "DEFAULT_LISTS", "FEATURE_DIMS", "N_CROPS"]
-
-LAYOUTS = ("rtfm", "urdmu", "glancevad", "vadclip")
-DEFAULT_LISTS = {
-    ("rtfm", "ucf"): ("ucf-i3d.list", "ucf-i3d-test.list"), ("rtfm", "xd"): ("rgb.list", "rgbtest.list"),
-    ("urdmu", "ucf"): ("UCF_Train.list", "UCF_Test.list"), ("urdmu", "xd"): ("XD_Train.list", "XD_Test.list"),
-    ("glancevad", "ucf"): ("ucf-crime.training.csv", "ucf-crime.testing.csv"),
-    ("glancevad", "xd"): ("xd-violence.training.csv", "xd-violence.testing.csv"),
-    ("vadclip", "ucf"): ("ucf_CLIP_rgb.csv", "ucf_CLIP_rgbtest.csv"),
-    ("vadclip", "xd"): ("xd_CLIP_rgb.csv", "xd_CLIP_rgbtest.csv"),
-}
-ANNOTATION_FILES = {"ucf": ("Temporal_Anomaly_Annotation.txt", "Temporal_Anomaly_Annotation_for_Testing_Videos.txt"),
-                    "xd": ("annotations.txt", "XD_Annotation.txt")}
-GLANCE_FILES = {"ucf": ("ucf_glance_annotations.csv",), "xd": ("xd_glance_annotations.csv",)}
-FEATURE_DIMS = {"rtfm": 2048, "urdmu": 1024, "glancevad": 1024, "vadclip": 512}
-N_CROPS = {"ucf": 10, "xd": 5}
-FPS = {"ucf": 30.0, "xd": 24.0}
-CLASSES = {"ucf": A.UCF_CLASSES, "xd": A.XD_CLASSES}
+__all__ = ["RealVideo", "load_features", "load_ucf", "load_xd"]
 
 
 @dataclass(repr=False)
@@ -86,7 +61,7 @@ class RealVideo(Video):
             not the snippet ``gt`` repeated.
         gt_kind: ``"frame"`` (annotated), ``"glance"`` (glance-proxy validation) or
             ``"none"`` (training videos: ``gt`` is all zeros and must not be used).
-        glance_frames: the glance frames as annotated (for :func:`glance_frame_to_grid`).
+        glance_frames: the glance frames as annotated (for :func:`~vadbook.data.gt.glance_frame_to_grid`).
         crop: the crop index when the video is one crop, ``None`` when averaged.
     """
 
@@ -109,136 +84,6 @@ class RealVideo(Video):
         return self.frame_labels if self.frame_labels is not None else np.repeat(self.gt, F)
 
 
-class _Files:
-    """Finds files under ``root`` by name (one recursive walk, on first need)."""
-
-    def __init__(self, root: Path):
-        self.root, self._index = root, None
-
-    def _lookup(self, fname: str) -> list[Path]:
-        if self._index is None:
-            self._index = {}
-            for d, _, names in os.walk(self.root):
-                for n in names:
-                    self._index.setdefault(n, []).append(Path(d) / n)
-        return self._index.get(fname, [])
-
-    def find(self, fname: str, what: str, near: Path | None = None) -> Path:
-        if near is not None and (near / fname).is_file():
-            return near / fname
-        hits = self._lookup(fname)
-        if not hits:
-            raise FileNotFoundError(f"{what}: no file named {fname!r} under {self.root}")
-        if len(hits) > 1:
-            raise ValueError(f"{what}: {len(hits)} files named {fname!r} under {self.root} "
-                             f"({', '.join(map(str, hits[:3]))}); point root at one copy")
-        return hits[0]
-
-    def resolve(self, given, defaults: Sequence[str], what: str, required: bool = True) -> Path | None:
-        """A user path (absolute, relative to root, or a bare file name), or the first default found."""
-        if given is None or given is False:
-            return None
-        if isinstance(given, (str, Path)) and str(given) != "auto":
-            for p in (Path(given), self.root / given):
-                if p.is_file():
-                    return p
-            return self.find(Path(given).name, what)
-        for name in defaults:
-            if self._lookup(name):
-                return self.find(name, what)
-        if required:
-            raise FileNotFoundError(f"{what}: none of {list(defaults)} under {self.root}; pass its path")
-        return None
-
-
-def _data_root(root) -> Path:
-    root = root if root is not None else os.environ.get("VADBOOK_DATA")
-    if not root:
-        raise ValueError("no data directory: pass root=... or set the VADBOOK_DATA environment variable")
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"data directory {root} does not exist")
-    return root
-
-
-def _crop_file(name: str, crop: int, layout: str, dataset: str) -> str:
-    if layout == "rtfm":
-        return f"{name}_i3d.npy"
-    if layout == "glancevad" and dataset == "ucf" and crop == 0:
-        return f"{name}.npy"
-    return f"{name}__{crop}.npy"
-
-
-def _read_crops(files: _Files, name: str, near, layout: str, dataset: str, crops: list[int]) -> np.ndarray:
-    """``[C, T, D]`` float32 features of the requested crops of one video, validated."""
-    arrays = []
-    if layout == "rtfm":
-        path = files.find(_crop_file(name, 0, layout, dataset), f"video {name!r}", near)
-        a = np.load(path)
-        if a.ndim != 3:
-            raise ValueError(f"{path}: RTFM-style features must be [T, crops, D], got shape {a.shape}")
-        if max(crops) >= a.shape[1]:
-            raise ValueError(f"{path}: has {a.shape[1]} crops, crop {max(crops)} requested")
-        arrays = [(path, a[:, c]) for c in crops]
-    else:
-        for c in crops:
-            path = files.find(_crop_file(name, c, layout, dataset), f"video {name!r} crop {c}", near)
-            a = np.load(path)
-            if a.ndim != 2:
-                raise ValueError(f"{path}: per-crop features must be [T, D], got shape {a.shape}")
-            arrays.append((path, a))
-    shapes = {a.shape for _, a in arrays}
-    if len(shapes) > 1:
-        raise ValueError(f"video {name!r}: crops differ in shape {sorted(shapes)}")
-    for path, a in arrays:
-        if a.shape[0] == 0:
-            raise ValueError(f"{path}: features have T = 0 snippets")
-        bad = ~np.isfinite(a).all(axis=1)
-        if bad.any():
-            raise ValueError(f"{path}: features contain NaN or inf in {int(bad.sum())} of {a.shape[0]} "
-                             f"snippets (first at snippet {int(np.argmax(bad))})")
-    return np.stack([a for _, a in arrays]).astype(np.float32)
-
-
-def _list_names(files: _Files, path: Path, dataset: str) -> tuple[list[str], dict]:
-    """Video names of a list in order, and the folder of each first entry when it exists here."""
-    order, first = A.list_videos(path, dataset)
-    near = {}
-    for name, entry in first.items():
-        p = Path(entry) if Path(entry).is_absolute() else files.root / entry
-        near[name] = p.parent if "\\" not in entry and p.is_file() else None
-    return order, near
-
-
-def stratified_split(names: Sequence[str], labels: dict, fraction: float, seed: int = 0,
-                     what: str = "the list") -> tuple[list[str], list[str]]:
-    """Seeded split of ``names`` into ``(kept, held_out)``, stratified by first class / Normal.
-
-    Each stratum (names sorted, so list order does not matter) gives ``round(fraction * n)``
-    videos but keeps at least one; the held-out part then gets at least one normal and one
-    abnormal video (needed for AUC). Both parts keep the input order.
-    """
-    if not 0 < fraction < 1:
-        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
-    rng = np.random.default_rng(seed)
-    strata: dict[str, list[str]] = {}
-    for n in names:
-        strata.setdefault(labels[n][1][0] if labels[n][0] else "Normal", []).append(n)
-    held = set()
-    for key in sorted(strata):
-        members = sorted(strata[key])
-        k = min(int(np.floor(fraction * len(members) + 0.5)), len(members) - 1)
-        held.update(members[i] for i in rng.permutation(len(members))[:k])
-    for want, kind in ((0, "normal"), (1, "abnormal")):
-        if not any(labels[n][0] == want for n in held):
-            cands = sorted(n for n in names if labels[n][0] == want and n not in held)
-            if len(cands) < 2:
-                raise ValueError(f"cannot hold out a validation split from {what}: it has {len(cands)} "
-                                 f"{kind} video(s), need 2 (one for each side)")
-            held.add(cands[int(rng.integers(len(cands)))])
-    return [n for n in names if n not in held], [n for n in names if n in held]
-
-
 def _crop_list(mode, n_crops: int) -> list[int]:
     if mode in ("mean", "all"):
         return list(range(n_crops))
@@ -255,39 +100,11 @@ def _videos(name: str, feats: np.ndarray, mode, crops: list[int], **kw) -> list[
                       crop=None if mode == "mean" else crops[0], **kw)]
 
 
-def merge_crops(scores: Sequence, videos: Sequence[RealVideo]) -> tuple[list[np.ndarray], list[RealVideo]]:
-    """Average per-crop snippet scores into one score array per video (the reference test protocol).
-
-    Args:
-        scores: ``[T]`` scores per video of a ``crops="all"`` split (e.g. from ``predict``).
-        videos: the per-crop videos (``Name__c``), same order.
-
-    Returns:
-        ``(scores, videos)`` with one entry per original video, in order of first appearance;
-        each merged video has the crop-averaged features and ``crop=None``.
-    """
-    if len(scores) != len(videos):
-        raise ValueError(f"merge_crops: {len(scores)} score arrays for {len(videos)} videos")
-    groups: dict[str, list[int]] = {}
-    for i, v in enumerate(videos):
-        base = v.name.rsplit("__", 1)[0] if getattr(v, "crop", None) is not None else v.name
-        groups.setdefault(base, []).append(i)
-    out_s, out_v = [], []
-    for base, idx in groups.items():
-        Ts = {videos[i].T for i in idx} | {len(scores[i]) for i in idx}
-        if len(Ts) > 1:
-            raise ValueError(f"merge_crops: crops of video {base!r} have different lengths {sorted(Ts)}")
-        out_s.append(np.mean([np.asarray(scores[i], np.float64) for i in idx], axis=0))
-        feats = np.mean([videos[i].features for i in idx], axis=0)
-        out_v.append(dataclasses.replace(videos[idx[0]], name=base, features=feats, crop=None))
-    return out_s, out_v
-
-
 def load_features(root=None, dataset: str = "ucf", layout: str = "urdmu", train_list="auto",
                   test_list="auto", *, crops="mean", test_crops="mean", n_crops: int | None = None,
                   annotations="auto", frame_gt=None, glances="auto", val="holdout",
                   val_fraction: float = 0.2, seed: int = 0, end_inclusive: bool = False,
-                  overrun_frames: int = A.OVERRUN_FRAMES, feature_dim: int | None = None) -> Benchmark:
+                  overrun_frames: int = G.OVERRUN_FRAMES, feature_dim: int | None = None) -> Benchmark:
     """Load a public feature release as a :class:`Benchmark` (see the module doc for layouts).
 
     Args:
@@ -330,10 +147,10 @@ def load_features(root=None, dataset: str = "ucf", layout: str = "urdmu", train_
         raise ValueError(f"unknown val {val!r}; expected 'holdout', 'test', 'glances', 'none' or video names")
     n_crops = N_CROPS[dataset] if n_crops is None else int(n_crops)
     train_crops, eval_crops = _crop_list(crops, n_crops), _crop_list(test_crops, n_crops)
-    files = _Files(_data_root(root))
+    files = FileIndex(data_root(root))
     defaults = DEFAULT_LISTS[(layout, dataset)]
-    train_names, train_near = _list_names(files, files.resolve(train_list, defaults[:1], "training list"), dataset)
-    test_names, test_near = _list_names(files, files.resolve(test_list, defaults[1:], "test list"), dataset)
+    train_names, train_near = list_names(files, files.resolve(train_list, defaults[:1], "training list"), dataset)
+    test_names, test_near = list_names(files, files.resolve(test_list, defaults[1:], "test list"), dataset)
     both = sorted(set(train_names) & set(test_names))
     if both:
         raise ValueError(f"{len(both)} video(s) are in both the training and the test list, e.g. {both[0]!r}")
@@ -341,23 +158,23 @@ def load_features(root=None, dataset: str = "ucf", layout: str = "urdmu", train_
     fps, clipped, clipped_glances = FPS[dataset], [], []
 
     # test: the whole list first (a concatenated frame array follows the full test list)
-    test_feats = {n: _read_crops(files, n, test_near[n], layout, dataset, eval_crops) for n in test_names}
+    test_feats = {n: read_crops(files, n, test_near[n], layout, dataset, eval_crops) for n in test_names}
     Ts = {n: f.shape[1] for n, f in test_feats.items()}
     if frame_gt is not None:
         if isinstance(frame_gt, (str, Path)):
             p = files.resolve(frame_gt, (), "frame ground truth")
             frame_gt = json.loads(p.read_text()) if p.suffix == ".json" else np.load(p)
-        truth = {n: (g, None) for n, g in A.array_frame_gt(frame_gt, test_names, Ts, labels).items()}
+        truth = {n: (g, None) for n, g in G.array_frame_gt(frame_gt, test_names, Ts, labels).items()}
     else:
         ann = files.resolve(annotations, ANNOTATION_FILES[dataset], "temporal annotation file")
-        truth = A.annotation_frame_gt(ann, test_names, Ts, labels, dataset, end_inclusive,
+        truth = G.annotation_frame_gt(ann, test_names, Ts, labels, dataset, end_inclusive,
                                       overrun_frames, clipped)
 
     def test_videos(n: str) -> list[RealVideo]:
         (label, classes), (fl, ranges) = labels[n], truth[n]
-        gt = A.snippet_labels(fl)
-        events = [] if not label else (A.snippet_events(ranges, classes[0]) if ranges is not None
-                                       else A.events_from_snippets(gt, classes[0]))
+        gt = G.snippet_labels(fl)
+        events = [] if not label else (G.snippet_events(ranges, classes[0]) if ranges is not None
+                                       else G.events_from_snippets(gt, classes[0]))
         return _videos(n, test_feats[n], test_crops, eval_crops, label=label, classes=classes, gt=gt,
                        events=events, frame_labels=fl, gt_kind="frame", fps=fps)
 
@@ -375,11 +192,11 @@ def load_features(root=None, dataset: str = "ucf", layout: str = "urdmu", train_
 
     def train_videos(n: str, mode, which: list[int], as_val: bool) -> list[RealVideo]:
         label, classes = labels[n]
-        feats = _read_crops(files, n, train_near[n], layout, dataset, which)
+        feats = read_crops(files, n, train_near[n], layout, dataset, which)
         T, snips, frames = feats.shape[1], None, None
         if glance_frames is not None and label:
             frames = glance_frames.get(n, np.zeros(0, np.int64))
-            snips, over = A.glance_snippets(n, frames, T, overrun_frames)
+            snips, over = G.glance_snippets(n, frames, T, overrun_frames)
             if over > 0:
                 clipped_glances.append((n, over))
         gt = np.zeros(T, np.float32)

@@ -44,14 +44,14 @@ ACTIVITY_DIM = 8      # dimension of the normal-activity subspace
 ACTIVITY_STD = 0.5    # std of the slow activity process (per activity direction)
 BURST_RATE = 1 / 60   # harmless bursts per snippet
 NOISE_STD = 1.0
-CONTEXT = 0.4         # mean strength of the anomaly-related scene context
-AFTERMATH = 0.4       # strength of the un-annotated aftermath of an event
+CONTEXT = 0.5         # mean strength of the anomaly-related scene context
+AFTERMATH = 0.5       # strength of the un-annotated aftermath of an event
 COMMON = 0.4          # share of a class signature common to all anomalies
 SIGNATURE_JITTER = 0.25  # per-video variation of a class signature
 
 
 def make_benchmark(preset: str = "ucf", scale: str | None = None, seed: int = 0,
-                   dim: int | None = None) -> Benchmark:
+                   dim: int | None = None, signatures: np.ndarray | None = None) -> Benchmark:
     """Generate the synthetic benchmark.
 
     Args:
@@ -62,6 +62,9 @@ def make_benchmark(preset: str = "ucf", scale: str | None = None, seed: int = 0,
             reads ``$VADBOOK_SCALE`` (default ``"small"``), the one switch of every chapter.
         seed: everything (class signatures, videos, glances) is a function of it.
         dim: override the feature dimension of the scale.
+        signatures: ``[C, D]`` class signatures replacing the generated ones (rows are
+            normalised to unit length); every random draw stays the same, so ``None`` gives
+            the default benchmark (used by :mod:`vadbook.data.text_aligned`).
 
     Returns:
         A :class:`Benchmark`; abnormal training videos carry one glance per event.
@@ -79,7 +82,7 @@ def make_benchmark(preset: str = "ucf", scale: str | None = None, seed: int = 0,
     if dim < ACTIVITY_DIM + len(p.classes):
         raise ValueError(f"dim={dim} too small: need at least {ACTIVITY_DIM + len(p.classes)}")
     rng = np.random.default_rng([seed, 7])
-    world = _World(p, dim, rng)
+    world = _World(p, dim, rng, signatures)
     n_train = p.n_train if s.n_train is None else s.n_train
     n_test = p.n_test if s.n_test is None else s.n_test
     names = _NameCounter(p)
@@ -93,7 +96,7 @@ def make_benchmark(preset: str = "ucf", scale: str | None = None, seed: int = 0,
 class _World:
     """Quantities shared by all videos of a benchmark: mean feature and class signatures."""
 
-    def __init__(self, p: Preset, dim: int, rng: np.random.Generator):
+    def __init__(self, p: Preset, dim: int, rng: np.random.Generator, signatures: np.ndarray | None = None):
         self.p, self.dim = p, dim
         basis, _ = np.linalg.qr(rng.standard_normal((dim, ACTIVITY_DIM + len(p.classes) + 1)))
         self.activity = basis[:, :ACTIVITY_DIM].T                    # [K, D] orthonormal
@@ -109,6 +112,12 @@ class _World:
         self.scene = np.linalg.qr(rng.standard_normal((dim, SCENE_DIM)))[0].T     # [S, D]
         self.class_p_train = _freq([c.train for c in p.classes])
         self.class_p_test = _freq([c.test for c in p.classes])
+        if signatures is not None:
+            sig = np.asarray(signatures, np.float64)
+            if sig.shape != self.signature.shape or not np.isfinite(sig).all():
+                raise ValueError(f"signatures must be finite [C, D] = {list(self.signature.shape)}, "
+                                 f"got shape {list(sig.shape)}")
+            self.signature = sig / np.linalg.norm(sig, axis=1, keepdims=True).clip(1e-12)
 
 
 def _freq(counts):
@@ -187,7 +196,7 @@ def _make_video(w: _World, s: Scale, split: str, classes: tuple[str, ...], rng,
         glances = np.array([rng.integers(a + (b - a > 2), b - (b - a > 2)) for a, b, *_ in events])
     ev = [(a, b, c) for a, b, c, _ in events]
     return Video(names(classes), x, int(bool(classes)), classes, events=ev, glances=glances,
-                 fps=p.fps)
+                 fps=p.fps, strengths=tuple(round(e[3], 4) for e in events) or None)
 
 
 def _place_events(p: Preset, classes, split, T, rng) -> list[tuple[int, int, str, float]]:
@@ -287,3 +296,37 @@ def statistics(videos: list[Video]) -> dict[str, float]:
         "anomalous_frac_abnormal_median": float(np.median(frac)),
         "events_per_abnormal_mean": float(n_events.mean()),
     }
+
+
+def hidden_directions(preset: str = "ucf", seed: int = 0, dim: int | None = None,
+                      scale: str | None = None) -> dict[str, np.ndarray]:
+    """The generator's hidden directions of ``make_benchmark(preset, scale, seed, dim)``, for figures.
+
+    Projecting a video's features on these directions shows the building blocks of the
+    feature model (module docstring) one at a time: a class signature ``u_c`` shows that
+    class's events with their graded edges, the un-annotated aftermath and the scene context;
+    the activity subspace shows the harmless bursts. No method may use them: they are what a
+    weakly-supervised detector has to discover. Only the shared quantities are drawn (first,
+    from the same random stream as :func:`make_benchmark`), no video.
+
+    Returns:
+        dict of float64 arrays: ``signature`` ``[C, D]`` unit class signatures (order of the
+        preset's classes), ``activity`` ``[K, D]`` and ``scene`` ``[S, D]`` orthonormal bases,
+        ``mean`` ``[D]``, and the preset's ``salience`` and ``normal_like`` ``[C]``.
+    """
+    if scale is None:
+        scale = os.environ.get("VADBOOK_SCALE", "small")
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; expected one of {sorted(SCALES)}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    p = PRESETS[preset]
+    dim = SCALES[scale].dim if dim is None else int(dim)
+    if dim < ACTIVITY_DIM + len(p.classes):
+        raise ValueError(f"dim={dim} too small: need at least {ACTIVITY_DIM + len(p.classes)}")
+    w = _World(p, dim, np.random.default_rng([seed, 7]))
+    return {"signature": w.signature, "activity": w.activity, "scene": w.scene, "mean": w.mean,
+            "salience": np.array([c.salience for c in p.classes]),
+            "normal_like": np.array([c.normal_like for c in p.classes])}

@@ -29,6 +29,8 @@ class Video:
         glances: ``[G]`` int64 snippet indices, one inside each event (abnormal training
             videos only, ``None`` elsewhere), sorted.
         fps: frame rate of the source (30 UCF-Crime, 24 XD-Violence), used only for display.
+        strengths: severity in (0, 1] of each event, aligned with ``events`` (synthetic videos
+            only; hidden from training, used to analyse which events a method finds).
     """
 
     name: str
@@ -39,6 +41,7 @@ class Video:
     events: list[tuple[int, int, str]] = field(default_factory=list)
     glances: np.ndarray | None = None
     fps: float = 30.0
+    strengths: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         f = np.asarray(self.features)

@@ -8,6 +8,7 @@ can serve as a model's ``score_loss(scores, batch)``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +18,8 @@ from vadbook.splatting import glance_mask, glance_targets, tgs_targets
 
 from .mil import check_labels, check_mask, topk_bce
 
-__all__ = ["topk_norm_loss", "tgs_loss", "glance_loss", "normal_mil_loss", "glance_total_loss"]
+__all__ = ["topk_norm_loss", "tgs_loss", "glance_loss", "normal_mil_loss", "glance_total_loss",
+           "GlanceScoreLoss"]
 
 
 def _unpack(scores: Tensor, labels, mask: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -169,3 +171,50 @@ def glance_total_loss(scores: Tensor, batch: Mapping, base_loss: Tensor, k=None,
     l_nor = normal_mil_loss(scores, batch, k=k)
     loss = base_loss + l_abn + l_nor
     return loss, {"base": base_loss.detach(), "abn": l_abn.detach(), "nor": l_nor.detach()}
+
+
+@dataclass(frozen=True)
+class GlanceScoreLoss:
+    """GlanceVAD's objective as a ``score_loss(scores, batch)`` for :func:`vadbook.train.fit`.
+
+    ``L_mil + L_abn + L_nor`` (GlanceVAD Eq. (2), (7), (8)): the top-k BCE of Eq. (2) over the
+    batch, :func:`glance_loss` and :func:`normal_mil_loss`. A model's ``loss`` puts it in place
+    of its own top-k BCE, so with UR-DMU the memory, triplet and KL terms stay and complete
+    ``L_base`` (GlanceVAD Eq. (11)); with the MIL head ``L_base = L_mil`` (Eq. (9)).
+
+    Kernels are rendered from the glances alone until ``batch["step"] > mine_after``, then
+    mined (GlanceVAD: mining starts after 50 of 1500 iterations on UCF-Crime). The fields are
+    those of :func:`vadbook.splatting.glance_targets`; ``mine=False`` never mines, ``sigma=0``
+    gives binary labels. :attr:`tag` names the setting for :func:`vadbook.zoo.trained`.
+    """
+
+    alpha: float = 0.9
+    sigma: float = 0.1
+    kernel: str = "normal"
+    mine: bool = True
+    dynamic: bool = True
+    mine_after: int = 0
+    reduce: str = "max"
+    norm: str = "max"
+
+    def __post_init__(self):
+        from vadbook.splatting import KERNELS
+        if self.kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}, got {self.kernel!r}")
+        if not 0 <= self.alpha <= 1 or self.sigma < 0 or self.mine_after < 0:
+            raise ValueError(f"need 0 <= alpha <= 1, sigma >= 0, mine_after >= 0; got alpha={self.alpha}, "
+                             f"sigma={self.sigma}, mine_after={self.mine_after}")
+
+    @property
+    def tag(self) -> str:
+        """A short name of the setting, e.g. ``"a0.9-s0.1-normal-mine-dyn-w0"``."""
+        mining = ("mine-" + ("dyn" if self.dynamic else "fixed")) if self.mine else "nomine"
+        extra = "" if (self.reduce, self.norm) == ("max", "max") else f"-{self.reduce}-{self.norm}"
+        return f"a{self.alpha:g}-s{self.sigma:g}-{self.kernel}-{mining}-w{self.mine_after}{extra}"
+
+    def __call__(self, scores: Tensor, batch: Mapping) -> Tensor:
+        mining = self.mine and int(batch.get("step", self.mine_after + 1)) > self.mine_after
+        base = topk_bce(scores, batch["label"], batch.get("mask"))
+        loss, _ = glance_total_loss(scores, batch, base, alpha=self.alpha, sigma=self.sigma, kernel=self.kernel,
+                                    mine=mining, dynamic=self.dynamic, reduce=self.reduce, norm=self.norm)
+        return loss
