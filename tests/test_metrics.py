@@ -185,7 +185,8 @@ def test_evaluate_bad_input():
     with pytest.raises(ValueError, match="FAR needs normal videos, but all 1 videos are abnormal"):
         evaluate(good[1:], videos[1:])
     all_pos = [make_video("n0", [0, 0]), make_video("a0", [1, 1], ["X"])]
-    with pytest.raises(ValueError, match="AUC on abnormal videos: needs both .* all 32 frames are anomalous"):
+    # synthetic videos are scored at snippet level (identical metrics), so 2 snippets here
+    with pytest.raises(ValueError, match="AUC on abnormal videos: needs both .* all 2 frames are anomalous"):
         evaluate([np.zeros(2), np.ones(2)], all_pos)
 
 
@@ -352,3 +353,19 @@ def test_detection_bad_input():
         detection_map([], gt, classes=("B",))
     with pytest.raises(ValueError, match="ap_mode must be"):
         detection_map([], gt, ap_mode="voc")
+
+
+def test_snippet_level_shortcut_equals_frames():
+    """evaluate() works on snippets for synthetic videos: identical to the x16 frame metrics."""
+    from vadbook.metrics import ap_stepwise, ap_trapezoid, far, frame_auc, snippets_to_frames
+    rng = np.random.default_rng(3)
+    videos = [make_video(f"n{i}", [0] * 20) for i in range(3)]
+    videos += [make_video(f"a{i}", ([0] * 7 + [1] * 6 + [0] * 7), ["X"]) for i in range(3)]
+    scores = [np.round(rng.random(20), 2) for _ in videos]     # ties on purpose
+    out = evaluate(scores, videos)
+    fs = np.concatenate([snippets_to_frames(s) for s in scores])
+    fg = np.concatenate([v.frame_gt for v in videos])
+    assert out["AUC"] == pytest.approx(frame_auc(fs, fg), abs=1e-12)
+    assert out["AP"] == pytest.approx(ap_stepwise(fs, fg), abs=1e-12)
+    assert out["AP_trapz"] == pytest.approx(ap_trapezoid(fs, fg), abs=1e-12)
+    assert out["FAR"] == pytest.approx(far(fs[: 3 * 20 * 16]), abs=1e-12)

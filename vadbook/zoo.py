@@ -4,7 +4,7 @@ Several chapters start from the same baseline (UR-DMU trained with MIL on the uc
 the MIL chapter trains it, the TGS, glance and experts chapters fine-tune or compare with it.
 :func:`trained` returns the cached result when the *same code* already trained the *same
 recipe*; otherwise it trains and stores it. The key hashes every source file of ``vadbook``,
-the benchmark name, the :class:`~vadbook.train.TrainConfig` and the recipe ``name`` (which
+a fingerprint of the data, the :class:`~vadbook.train.TrainConfig` and the recipe ``name`` (which
 must name everything else that changes the result: model sizes, the score loss, the start
 weights). A change to any of them trains anew, so a cached number is never stale.
 
@@ -22,6 +22,7 @@ from typing import Callable
 
 import torch
 
+from . import seed_everything
 from .data.video import Benchmark
 from .train import FitResult, TrainConfig, fit
 
@@ -49,10 +50,20 @@ def cache_dir() -> Path | None:
     return Path(value) if value else Path.home() / ".cache" / "vadbook"
 
 
+def data_fingerprint(bench: Benchmark) -> str:
+    """Hash of the splits' video names, lengths, labels and feature sums: two loads of
+    different data (another release folder, crop mode or validation split) never share a key."""
+    h = hashlib.sha256(bench.name.encode())
+    for split in ("train", "val", "test"):
+        for v in bench.split(split):
+            h.update(f"{split}|{v.name}|{v.T}|{v.label}|{float(v.features.sum()):.6e}".encode())
+    return h.hexdigest()[:16]
+
+
 def recipe_key(name: str, bench: Benchmark, cfg: TrainConfig) -> str:
     cfg_dict = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("progress", "device")}
-    blob = json.dumps({"name": name, "bench": bench.name, "cfg": cfg_dict, "code": source_hash()},
-                      sort_keys=True)
+    blob = json.dumps({"name": name, "data": data_fingerprint(bench), "cfg": cfg_dict,
+                       "code": source_hash()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
@@ -71,6 +82,7 @@ def trained(name: str, build: Callable[[], torch.nn.Module], bench: Benchmark, c
     """
     folder = cache_dir()
     path = folder / f"{name}-{recipe_key(name, bench, cfg)}.pt" if folder else None
+    seed_everything(cfg.seed)       # the initial weights depend on the seed, not on the caller
     model = build()
     if path is not None and path.exists():
         blob = torch.load(path, map_location="cpu", weights_only=False)

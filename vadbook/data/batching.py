@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .gt import glance_frame_to_grid
 from .video import Video
 
 
@@ -56,7 +57,10 @@ def to_grid(video: Video, L: int, mode: str = "resample") -> dict[str, np.ndarra
     feats = resample(video.features, n) if n != T else video.features
     gt = resample(video.gt, n) if n != T else video.gt
     glances = np.zeros(L, bool)
-    if video.glances is not None and len(video.glances):
+    frames = getattr(video, "glance_frames", None)   # real data: GlanceVAD maps the frame
+    if frames is not None and len(frames) and n != T:
+        glances[glance_frame_to_grid(frames, T, n)] = True
+    elif video.glances is not None and len(video.glances):
         glances[glance_to_grid(video.glances, T, n) if n != T else video.glances] = True
     out_x = np.zeros((L, feats.shape[1]), np.float32)
     out_x[:n] = feats

@@ -47,7 +47,7 @@ class ExpertConfig:
     heads: int = 4            # "four self-attention heads"
     mlp_dim: int | None = None  # feed-forward hidden width (None: 2 * dim)
     head_hidden: int | None = None  # score-MLP hidden width (None: dim // 2)
-    dropout: float = 0.1
+    dropout: float = 0.1      # on the residual branches (not on attention weights)
 
 
 def _stacked(E: int, fan_in: int, fan_out: int) -> tuple[nn.Parameter, nn.Parameter]:
@@ -133,7 +133,7 @@ class ClassExperts(nn.Module):
         q, k, v = _linear(_layer_norm(h, p["ln1_w"], p["ln1_b"]), p["w_qkv"], p["b_qkv"]).chunk(3, dim=-1)
         q, k, v = (z.reshape(E * B, T, H, d // H).transpose(1, 2) for z in (q, k, v))  # [EB, H, T, dh]
         keys = mask[None, :, None, None, :].expand(E, B, 1, 1, T).reshape(E * B, 1, 1, T)
-        att = F.scaled_dot_product_attention(q, k, v, attn_mask=keys, dropout_p=drop)
+        att = F.scaled_dot_product_attention(q, k, v, attn_mask=keys)
         att = att.transpose(1, 2).reshape(E, B * T, d)
         h = h + F.dropout(_linear(att, p["w_out"], p["b_out"]), drop, self.training)
         ff = F.dropout(F.gelu(_linear(_layer_norm(h, p["ln2_w"], p["ln2_b"]), p["w_ff1"], p["b_ff1"])),
@@ -176,7 +176,7 @@ class Expert(nn.Module):
         mlp_dim, head_hidden = c.mlp_dim or 2 * d, c.head_hidden or d // 2
         self.proj = nn.Linear(c.in_dim, d)
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.attn = nn.MultiheadAttention(d, c.heads, dropout=c.dropout, batch_first=True)
+        self.attn = nn.MultiheadAttention(d, c.heads, batch_first=True)
         self.ff1, self.ff2 = nn.Linear(d, mlp_dim), nn.Linear(mlp_dim, d)
         self.head1, self.head2 = nn.Linear(d, head_hidden), nn.Linear(head_hidden, 1)
         self.drop = nn.Dropout(c.dropout)
@@ -212,26 +212,29 @@ def expert_video_mask(labels: Tensor, assign: Tensor, n_experts: int) -> Tensor:
 
 
 def expert_tgs_loss(scores: Tensor, labels: Tensor, assign: Tensor, mask: Tensor | None = None,
-                    warmup: bool = False, **target_kwargs) -> tuple[Tensor, Tensor]:
+                    targets: Tensor | None = None, warmup: bool = False,
+                    **target_kwargs) -> tuple[Tensor, Tensor]:
     """GS-MoE's L_TGS (Eq. (6)) for every expert on its own videos, in one batched computation.
 
     For expert ``e``: ``L_e = L_topk-norm + BCE(y, y_hat)`` where ``L_topk-norm`` (Eq. (2)) is
     the mean over the batch's normal videos of the mean ``-log(1 - s)`` of their top-k
     snippets, and the BCE the mean over the abnormal videos *of expert e* of the per-video
-    mean BCE between the expert's scores and its TGS pseudo-labels (Eq. (3)-(5), splatted
-    from the expert's own detached scores, :func:`vadbook.splatting.tgs_targets`). The
-    ``E * B`` score rows are handled as one batch with the ``[E, B]`` mask of
-    :func:`expert_video_mask`; an expert without abnormal video in the batch gets only its
-    normal term. ``warmup=True`` replaces the BCE by the positive top-k term of Eq. (2)
-    (full MIL), which gives the peaks meaning before they become pseudo-labels.
+    mean BCE between the expert's scores and the TGS pseudo-labels ``y_hat`` (Eq. (3)-(5)).
+    ``y_hat`` is ``targets`` when given (one ``[B, T]`` for all experts, e.g. splatted from
+    the task encoder's scores), else splatted from each expert's own detached scores
+    (:func:`vadbook.splatting.tgs_targets`). The ``E * B`` score rows are handled as one
+    batch with the ``[E, B]`` mask of :func:`expert_video_mask`; an expert without abnormal
+    video in the batch gets only its normal term. ``warmup=True`` replaces the BCE by the
+    positive top-k term of Eq. (2) (full MIL).
 
     Args:
         scores: ``[B, T, E]`` expert scores in (0, 1).
         labels: ``[B]`` video labels.
         assign: ``[B]`` long expert of each abnormal video (-1 for normal ones).
         mask: ``[B, T]`` validity mask.
+        targets: ``[B, T]`` pseudo-labels in [0, 1] shared by the experts, or None.
         warmup: MIL warm-up instead of the TGS term.
-        **target_kwargs: passed to :func:`vadbook.splatting.tgs_targets`.
+        **target_kwargs: passed to :func:`vadbook.splatting.tgs_targets` (own targets).
 
     Returns:
         ``(sum_e L_e, L)`` with ``L`` the ``[E]`` per-expert losses (detached). The sum (not
@@ -253,7 +256,12 @@ def expert_tgs_loss(scores: Tensor, labels: Tensor, assign: Tensor, mask: Tensor
     if warmup:
         pos = topk_bce(rows, torch.ones_like(row_labels), row_mask, form="log_then_mean", reduction="none")
     else:
-        y_hat = tgs_targets(rows.detach(), row_mask, **target_kwargs)
+        if targets is None:
+            y_hat = tgs_targets(rows.detach(), row_mask, **target_kwargs)
+        else:
+            if tuple(targets.shape) != (B, T):
+                raise ValueError(f"targets has shape {tuple(targets.shape)}, expected [B, T] = [{B}, {T}]")
+            y_hat = targets.detach().to(rows.dtype).expand(E, B, T).reshape(E * B, T) * row_mask
         nll = F.binary_cross_entropy(rows, y_hat, reduction="none") * row_mask
         pos = nll.sum(dim=1) / row_mask.sum(dim=1)
     pos = pos.reshape(E, B)

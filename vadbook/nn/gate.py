@@ -37,12 +37,12 @@ class GateConfig:
     feat_dim: int = 512          # task-aware feature width (UR-DMU's dim)
     dim: int = 128               # "a higher-dimensional space" than the E scores
     heads: int = 4
-    dropout: float = 0.1
+    dropout: float = 0.1         # on residual branches (not on attention weights)
     use_features: bool = True
 
 
 class CrossAttention(nn.Module):
-    """Pre-LN residual multi-head attention ``q + MHA(LN(q), LN(kv), LN(kv))`` over valid keys.
+    """Pre-LN residual multi-head attention ``q + Drop(MHA(LN(q), LN(kv), LN(kv)))`` over valid keys.
 
     With ``cross=False`` it is self-attention, ``q + MHA(LN(q), LN(q), LN(q))``.
     """
@@ -51,7 +51,7 @@ class CrossAttention(nn.Module):
         super().__init__()
         self.norm_q = nn.LayerNorm(dim)
         self.norm_kv = nn.LayerNorm(dim) if cross else None
-        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, q: Tensor, kv: Tensor | None, mask: Tensor) -> Tensor:

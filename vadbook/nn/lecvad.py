@@ -11,7 +11,7 @@ Architecture (LEC-VAD Sec. 3.1-3.3), on snippet features ``x`` ``[B, T, D]``:
   features; ``m`` self-attention blocks on ``[F_tv ; M]``, the first ``C + 1`` rows are
   ``F_aug``; ``F_ctg = F_tv + F_aug``; in training ``M <- eta M + (1 - eta) mean_b F_aug``.
 * ``s^tv = norm(F_video) norm(F_ctg)^T`` (Eq. (5)) and ``s^aware = s^m + s^tv``.
-* Gaussian mixture masks (Eq. (12)): a shared FC on ``[F_aug[c] ; F_video[t]]`` predicts a
+* Gaussian mixture masks (Eq. (12)): a shared FC on ``[F_aug[c] ; F_video[t] ; t/T]`` predicts a
   centre ``mu_c^t`` and width ``sigma_c^t`` per snippet and class;
   ``s_gmm(t) = sum_c s^m[t, c] exp(-beta (t/T - mu_c^t)^2 / (sigma_c^t)^2)``.
 * Coarse score (Sec. 3.4): ``(1 - s^m[t, 0] + s^b[t, 1]) / 2``.
@@ -23,9 +23,13 @@ Readings chosen where the paper is ambiguous (tested in tests/test_lecvad.py):
 2. Eq. (12) sums over the ``C`` *anomaly* components only ("encoding multiple anomaly
    categories as GMM components", "alpha_c^t indicates the probability of each abnormal
    event"): with the normal column included, ``s_gmm`` would be ~1 everywhere.
-3. ``mu_c^t = t/T + tanh(o)``: a centre relative to the snippet's own position. ``F_m`` has
-   no positional encoding, so an absolute centre could not be predicted from it.
-   ``sigma_c^t = sigmoid(o')`` (in units of the video length, floored at 1e-3).
+3. ``mu_c^t = sigmoid(o)`` is an absolute centre in ``(0, 1)`` (units of the video length)
+   and ``sigma_c^t = sigmoid(o')`` (floored at 1e-3), as printed. ``F_m`` as described
+   carries no position, so the FC also sees the snippet's normalised position ``t / T``
+   (VadCLIP, on which LEC-VAD builds, adds position embeddings to the snippet features).
+   We tried a relative centre ``t/T + tanh(o)`` first: it cannot draw a bump over an event
+   (neighbours with equal features get equal offsets), and ``s_gmm`` collapsed to 0 in
+   training, turning ``L_gmm`` into a sparsity penalty on ``s^b``.
 4. Eq. (12) evaluates each snippet's mixture at its own position only (``G^t(t)``), so only
    the diagonal is computed, ``O(B T C)`` (:func:`gmm_scores`); :func:`gmm_masks` builds
    the full ``[B, T, T]`` masks ``G^t(j)`` for figures and the test that the two agree.
@@ -48,6 +52,7 @@ from torch import nn
 
 from ..losses.mil import check_mask
 from ..splatting import mixture
+from .lecvad_losses import video_class_probs
 from .lgt import LGTBlock
 
 __all__ = ["LECVADConfig", "LECVAD", "gmm_scores", "gmm_masks", "gmm_positions"]
@@ -58,7 +63,7 @@ class LECVADConfig:
     """Sizes and loss weights of :class:`LECVAD` (paper values where the paper gives them).
 
     Attributes:
-        in_dim: feature size ``d``.
+        in_dim: feature size ``D``.
         n_classes: number of anomaly classes ``C`` (the model adds the normal class 0).
         window, heads, lgt_depth, sim_threshold, use_distance, dropout: the LGT block.
         memory_blocks: ``m`` self-attention blocks over ``[F_tv ; M]`` (4).
@@ -69,6 +74,9 @@ class LECVADConfig:
         temperature: softmax temperature over classes of Eq. (6)-(7) (VadCLIP's 0.07).
         use_text: the cross-modal branch (``s^tv``); off: ``s^aware = s^m`` (Table 5 "VOB").
         use_memory: the prototype memory bank (Table 7 "PMB").
+        hidden: model width ``d``; None: ``d = D``. Otherwise one linear map (no bias),
+            shared by the video and the text features so that their alignment survives,
+            takes both to ``d`` first (a CPU economy of the small scale, not in the paper).
     """
 
     in_dim: int
@@ -87,6 +95,7 @@ class LECVADConfig:
     temperature: float = 0.07
     use_text: bool = True
     use_memory: bool = True
+    hidden: int | None = None
 
 
 def gmm_positions(mask: torch.Tensor) -> torch.Tensor:
@@ -141,13 +150,15 @@ class LECVAD(nn.Module):
     def __init__(self, cfg: LECVADConfig, text_features: torch.Tensor):
         super().__init__()
         text = torch.as_tensor(text_features, dtype=torch.float32)
-        C1, d = cfg.n_classes + 1, cfg.in_dim
+        C1, d = cfg.n_classes + 1, cfg.hidden or cfg.in_dim
         if text.dim() != 2 or text.shape[0] != C1:
             raise ValueError(f"text_features must be [C + 1, D_text] = [{C1}, *] (normal first), "
                              f"got {tuple(text.shape)}")
         self.cfg = cfg
         self.register_buffer("text", text)
-        self.text_proj = nn.Identity() if text.shape[1] == d else nn.Linear(text.shape[1], d)
+        self.embed = nn.Identity() if d == cfg.in_dim else nn.Linear(cfg.in_dim, d, bias=False)
+        adapt = nn.Identity() if text.shape[1] == cfg.in_dim else nn.Linear(text.shape[1], cfg.in_dim)
+        self.text_proj = nn.Sequential(adapt, self.embed)
         self.temporal = LGTBlock(d, cfg.window, cfg.heads, cfg.lgt_depth, cfg.sim_threshold,
                                  cfg.use_distance, dropout=cfg.dropout)
         self.head_b = nn.Linear(d, 2)
@@ -159,6 +170,7 @@ class LECVAD(nn.Module):
         with torch.no_grad():
             self.register_buffer("memory", self.text_proj(text).detach().clone())
         self.gmm_video = nn.Linear(d, 2)
+        self.gmm_pos = nn.Linear(1, 2, bias=False)
         self.gmm_text = nn.Linear(d, 2, bias=False)
 
     def text_branch(self, feats: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -191,14 +203,15 @@ class LECVAD(nn.Module):
 
         Returns:
             dict with ``scores`` ``[B, T]`` (coarse score, Sec. 3.4), ``s_b`` ``[B, T, 2]``,
-            ``s_m``, ``s_tv``, ``s_aware`` ``[B, T, C + 1]``, ``mu``, ``sigma`` ``[B, T, C]``,
+            ``s_m``, ``s_tv``, ``s_aware`` ``[B, T, C + 1]``, ``p_m`` ``[B, C + 1]`` (Eq. (6)
+            with a softmax over classes), ``mu``, ``sigma`` ``[B, T, C]``,
             ``s_gmm`` ``[B, T]``, ``features`` ``[B, T, d]``, ``mask``.
         """
         cfg = self.cfg
         if x.dim() != 3 or x.shape[-1] != cfg.in_dim:
             raise ValueError(f"LECVAD expects x of shape [B, T, {cfg.in_dim}], got {tuple(x.shape)}")
         mask = check_mask(x, mask, "x")
-        feats = self.temporal(x, mask)                                       # F_video
+        feats = self.temporal(self.embed(x), mask)                           # F_video
         s_b = self.head_b(feats).softmax(dim=-1)
         s_m = self.head_m(feats).softmax(dim=-1)
         if cfg.use_text:
@@ -207,13 +220,17 @@ class LECVAD(nn.Module):
         else:
             f_aug = self.text_proj(self.text)[None].expand(x.shape[0], -1, -1)
             s_tv = torch.zeros_like(s_m)
-        # Eq. (12): shared FC on [F_aug[c]; F_video[t]] -> (offset, width) of component c at t
-        o = self.gmm_video(feats)[:, :, None, :] + self.gmm_text(f_aug[:, 1:])[:, None, :, :]
-        mu = gmm_positions(mask)[..., None] + torch.tanh(o[..., 0])
+        # Eq. (12): shared FC on [F_aug[c]; F_video[t]; t/T] -> (centre, width) of component c at t
+        pos = gmm_positions(mask)
+        o = ((self.gmm_video(feats) + self.gmm_pos(pos[..., None]))[:, :, None, :]
+             + self.gmm_text(f_aug[:, 1:])[:, None, :, :])
+        mu = torch.sigmoid(o[..., 0])
         sigma = torch.sigmoid(o[..., 1]).clamp_min(1e-3)
         s_gmm = gmm_scores(mu, sigma, s_m[..., 1:], mask, cfg.beta)
         scores = 0.5 * (1 - s_m[..., 0] + s_b[..., 1])
-        return {"scores": scores, "s_b": s_b, "s_m": s_m, "s_tv": s_tv, "s_aware": s_m + s_tv,
+        s_aware = s_m + s_tv
+        p_m = video_class_probs(s_aware, mask, cfg.temperature)
+        return {"scores": scores, "s_b": s_b, "s_m": s_m, "s_tv": s_tv, "s_aware": s_aware, "p_m": p_m,
                 "mu": mu, "sigma": sigma, "s_gmm": s_gmm, "features": feats, "mask": mask}
 
     def loss(self, out: dict, batch: dict, score_loss=None) -> tuple[torch.Tensor, dict]:

@@ -184,7 +184,9 @@ class PrototypeRouter(nn.Module):
     """Anomaly prototype router: gates of the explicit experts from text prototypes.
 
     ``q = softmax(cos(W_q h, p) / tau)`` over the ``P`` prototypes, ``A = softmax(Lambda)`` over
-    experts (the expert-prototype allocation matrix, MoME Figure 4), gate ``g = q A``.
+    experts (the expert-prototype allocation matrix, MoME Figure 4), gate ``g = q A``. ``W_q``
+    starts as the identity when the prototypes live in the feature space (``D_text = d``, text-
+    aligned features), so routing starts from plain cosine similarity, as with CLIP.
 
     Args:
         dim: feature size ``d``.
@@ -202,6 +204,8 @@ class PrototypeRouter(nn.Module):
         self.tau = tau
         self.register_buffer("prototypes", F.normalize(prototypes.float(), dim=-1))
         self.query = nn.Linear(dim, prototypes.shape[1], bias=False)
+        if prototypes.shape[1] == dim:   # features and prototypes share a space (as CLIP's do)
+            nn.init.eye_(self.query.weight)
         self.allocation_logits = nn.Parameter(torch.randn(prototypes.shape[0], experts))
 
     def allocation(self) -> torch.Tensor:

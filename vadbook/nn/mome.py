@@ -35,35 +35,45 @@ from ..losses.moe import (UCF_WEIGHTS, MoMEWeights, allocation_overlap_loss, loa
 from .lgt import LGTBlock
 from .memory_experts import MemoryMixture
 
-__all__ = ["ANOMALY_PROTOTYPES", "anomaly_prototypes", "MoMEConfig", "MoME", "LGTDetector", "route_videos"]
+__all__ = ["ANOMALY_PROTOTYPES", "PROTOTYPE_CLASSES", "anomaly_prototypes", "MoMEConfig", "MoME", "LGTDetector",
+           "route_videos"]
 
-# Short descriptions of anomalous situations written for this book (MoME uses ~300
-# fine-grained prototypes, some class-specific, some class-agnostic like the last five).
-ANOMALY_PROTOTYPES = (
-    "a man slaps and kicks a child", "a caregiver pushes an elderly person to the floor",
-    "a dog is beaten by its owner", "police officers pin a man to the ground",
-    "an officer handcuffs a suspect next to a police car", "a person is escorted away by police",
-    "a man pours fuel and lights a fire", "flames spread through a parked car",
-    "a house is set on fire at night", "a person punches a stranger in the street",
-    "a man attacks a woman and knocks her down", "a group beats a person lying on the ground",
-    "someone breaks a window and climbs into a house", "a thief forces open a shop door at night",
-    "a masked person searches drawers in an empty office", "a loud blast throws debris across the street",
-    "a gas tank explodes into a fireball", "thick smoke rises after an explosion",
-    "two men wrestle and exchange punches", "a brawl breaks out among several people",
-    "students fight in a school corridor", "a car crashes into another car at an intersection",
-    "a motorbike hits a pedestrian", "a truck overturns on the highway",
-    "an armed man threatens a cashier", "robbers point guns at customers in a bank",
-    "a person grabs a bag and runs away", "a gunman fires shots in a parking lot",
-    "people run away from gunfire", "a person is shot at a gas station",
-    "a shopper hides goods under a jacket", "a customer slips items into a bag and leaves without paying",
-    "a woman takes clothes from a rack and walks out", "a thief steals a bicycle from a rack",
-    "a man drives away in a car that is not his", "a pickpocket takes a wallet from a pocket",
-    "someone sprays graffiti on a wall", "a person smashes a car windscreen with a bat",
-    "youths kick over bins and break a bus stop",
-    "several people began to push each other, causing panic in the crowd",
-    "a person suddenly falls to the ground", "people suddenly run in all directions",
-    "an object is thrown violently at someone", "someone behaves aggressively towards others",
-)
+# Short descriptions of anomalous situations written for this book, three per UCF-Crime class
+# and five class-agnostic ones (MoME uses ~300 fine-grained prototypes of both kinds).
+_PROTOTYPES = {
+    "Abuse": ("a man slaps and kicks a child", "a caregiver pushes an elderly person to the floor",
+              "a dog is beaten by its owner"),
+    "Arrest": ("police officers pin a man to the ground", "an officer handcuffs a suspect next to a police car",
+               "a person is escorted away by police"),
+    "Arson": ("a man pours fuel and lights a fire", "flames spread through a parked car",
+              "a house is set on fire at night"),
+    "Assault": ("a person punches a stranger in the street", "a man attacks a woman and knocks her down",
+                "a group beats a person lying on the ground"),
+    "Burglary": ("someone breaks a window and climbs into a house", "a thief forces open a shop door at night",
+                 "a masked person searches drawers in an empty office"),
+    "Explosion": ("a loud blast throws debris across the street", "a gas tank explodes into a fireball",
+                  "thick smoke rises after an explosion"),
+    "Fighting": ("two men wrestle and exchange punches", "a brawl breaks out among several people",
+                 "students fight in a school corridor"),
+    "RoadAccidents": ("a car crashes into another car at an intersection", "a motorbike hits a pedestrian",
+                      "a truck overturns on the highway"),
+    "Robbery": ("an armed man threatens a cashier", "robbers point guns at customers in a bank",
+                "a person grabs a bag and runs away"),
+    "Shooting": ("a gunman fires shots in a parking lot", "people run away from gunfire",
+                 "a person is shot at a gas station"),
+    "Shoplifting": ("a shopper hides goods under a jacket",
+                    "a customer slips items into a bag and leaves without paying",
+                    "a woman takes clothes from a rack and walks out"),
+    "Stealing": ("a thief steals a bicycle from a rack", "a man drives away in a car that is not his",
+                 "a pickpocket takes a wallet from a pocket"),
+    "Vandalism": ("someone sprays graffiti on a wall", "a person smashes a car windscreen with a bat",
+                  "youths kick over bins and break a bus stop"),
+    None: ("several people began to push each other, causing panic in the crowd",
+           "a person suddenly falls to the ground", "people suddenly run in all directions",
+           "an object is thrown violently at someone", "someone behaves aggressively towards others"),
+}
+ANOMALY_PROTOTYPES = tuple(t for texts in _PROTOTYPES.values() for t in texts)
+PROTOTYPE_CLASSES = tuple(c for c, texts in _PROTOTYPES.items() for _ in texts)  # None: class-agnostic
 
 
 def anomaly_prototypes(texts: tuple[str, ...] | list[str] = ANOMALY_PROTOTYPES) -> torch.Tensor:
