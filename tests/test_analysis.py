@@ -51,6 +51,9 @@ def test_summaries_on_hand_case():
     assert w["strongest_in_topk"] == 1.0 and w["weaker_in_topk"] == 0.0
     c = coverage_by_duration(recs, long_from=20)
     assert c["short_coverage"] == pytest.approx(0.75) and c["long_coverage"] == pytest.approx(0.25)
+    # long event [10, 30): quarter q = 5; edges [10,15) hit, [25,30) not; core [15,25) not
+    assert c["long_edge_coverage"] == pytest.approx(0.5) and c["long_core_coverage"] == 0.0
+    assert c["long_spill"] == 0.0
 
 
 def test_bad_lengths_name_the_video():

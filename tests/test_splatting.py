@@ -18,6 +18,8 @@ from vadbook.splatting import (find_peaks, glance_indices, glance_mask, glance_s
                                tgs_targets)
 from vadbook.splatting.naive_glance import glance_targets_loop as naive_glance_targets
 from vadbook.splatting.naive_glance import mine_row_loop as naive_mine_row
+from vadbook.splatting.naive import find_peaks_row_loop as naive_find_peaks_row
+from vadbook.splatting.naive import tgs_targets_loop as naive_tgs_targets
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -65,75 +67,6 @@ def naive_render(centres, sigma, height, gate, kind, valid, reduce):
                     vals.append(h * g * naive_kernel(t - j, sigma[b][j], kind))
             if vals:
                 out[b][t] = sum(vals) if reduce == "sum" else max(vals)
-    return out
-
-
-def naive_find_peaks_row(s, valid, min_prominence, window=2, min_height=0.0):
-    """GS-MoE Sec. 3.1 for one video: returns {P: (prominence, v1, v2, W, left, right, is_peak)}."""
-    T = len(s)
-    found = {}
-    for t in range(T):
-        if not valid[t]:
-            continue
-        a = t                                   # the plateau of equal scores around t
-        while a - 1 >= 0 and valid[a - 1] and s[a - 1] == s[t]:
-            a -= 1
-        b = t
-        while b + 1 < T and valid[b + 1] and s[b + 1] == s[t]:
-            b += 1
-        if t != (a + b) // 2:
-            continue
-        has_left = a - 1 >= 0 and valid[a - 1]
-        has_right = b + 1 < T and valid[b + 1]
-        if (has_left and s[a - 1] > s[t]) or (has_right and s[b + 1] > s[t]):
-            continue                            # not a local maximum
-        left_scores, u = [], a - 1              # the two previous scores (up to a higher one) ...
-        while len(left_scores) < window and u >= 0 and valid[u] and s[u] <= s[t]:
-            left_scores.append(s[u])
-            u -= 1
-        right_scores, u = [], b + 1             # ... and the two following ones
-        while len(right_scores) < window and u < T and valid[u] and s[u] <= s[t]:
-            right_scores.append(s[u])
-            u += 1
-        bases = [min(x) for x in (left_scores, right_scores) if x]
-        prominence = s[t] - max(bases) if bases else 0.0
-        v1, u = 0, a                            # monotonically increasing run before
-        while u - 1 >= 0 and valid[u - 1] and s[u - 1] < s[u]:
-            v1, u = v1 + 1, u - 1
-        v2, u = 0, b                            # monotonically decreasing run after
-        while u + 1 < T and valid[u + 1] and s[u + 1] < s[u]:
-            v2, u = v2 + 1, u + 1
-        sides = [v for v, there in ((v1, has_left), (v2, has_right)) if there]
-        W = min(sides) if sides else 0
-        left, right = t - a + min(W, v1), b - t + min(W, v2)
-        is_peak = prominence >= min_prominence and s[t] >= min_height
-        found[t] = (prominence, v1, v2, W, left, right, is_peak)
-    return found
-
-
-def naive_tgs_targets(scores, valid, min_prominence=0.1, temporal_sigma="moment", norm="clamp", kind="normal"):
-    out = []
-    for s, v in zip(scores, valid):
-        T = len(s)
-        total = [0.0] * T
-        for P, (_, _, _, _, left, right, is_peak) in naive_find_peaks_row(s, v, min_prominence).items():
-            if not is_peak:
-                continue
-            win = range(P - left, P + right + 1)
-            vals = [s[t] for t in win]
-            mean = sum(vals) / len(vals)
-            score_sd = math.sqrt(sum((x - mean) ** 2 for x in vals) / len(vals))   # Eq. (3) margin
-            if temporal_sigma == "moment":
-                width = math.sqrt(sum(s[t] * (t - P) ** 2 for t in win) / sum(s[t] for t in win))
-            elif temporal_sigma == "width":
-                width = max(left, right)
-            else:
-                width = score_sd
-            for t in range(T):
-                G = t == P or (t in win and s[t] >= s[P] - score_sd)                # Eq. (3)
-                if G and v[t]:
-                    total[t] += naive_kernel(t - P, width, kind)                    # Eq. (4)
-        out.append(naive_normalise(total, v, norm))                                 # Eq. (5)
     return out
 
 

@@ -30,6 +30,9 @@ class EventRecord:
     in_topk: bool           # at least one of the video's top-k snippets falls inside it
     coverage: float         # fraction of its snippets scoring >= threshold
     mean_score: float
+    edge_coverage: float    # coverage of its first and last quarter (onset and offset)
+    core_coverage: float    # coverage of its middle half
+    spill: float            # fraction of the quarter-length stretch after it scoring >= threshold
 
     @property
     def duration(self) -> int:
@@ -64,10 +67,16 @@ def event_records(scores: list[np.ndarray], videos: list[Video], threshold: floa
     for i, (s, v) in enumerate(abn):
         strengths = v.strengths or (float("nan"),) * len(v.events)
         best = int(np.nanargmax(strengths)) if not np.isnan(strengths).all() else -1
+        hit = s >= threshold
         for j, (a, b, c) in enumerate(v.events):
+            q = max(1, (b - a) // 4)
+            edges = np.concatenate([hit[a:a + q], hit[b - q:b]])
+            core = hit[a + q:b - q] if b - a > 2 * q else edges
+            after = hit[b:b + q]
             records.append(EventRecord(
                 v.name, j, a, b, c, float(strengths[j]), j == best,
-                bool(top[i, a:b].any()), float((s[a:b] >= threshold).mean()), float(s[a:b].mean())))
+                bool(top[i, a:b].any()), float(hit[a:b].mean()), float(s[a:b].mean()),
+                float(edges.mean()), float(core.mean()), float(after.mean()) if after.size else float("nan")))
     return records
 
 
@@ -82,9 +91,16 @@ def weaker_event_summary(records: list[EventRecord]) -> dict[str, float]:
 
 
 def coverage_by_duration(records: list[EventRecord], long_from: int = 20) -> dict[str, float]:
-    """Mean coverage of short (< ``long_from`` snippets) vs long events."""
-    short = [r.coverage for r in records if r.duration < long_from]
-    long = [r.coverage for r in records if r.duration >= long_from]
+    """Mean coverage of short (< ``long_from`` snippets) vs long events, and for long events
+    the coverage of their edges (first and last quarter) and core, and the spill after them."""
+    short = [r for r in records if r.duration < long_from]
+    long = [r for r in records if r.duration >= long_from]
+
+    def mean(rows, field):
+        vals = [getattr(r, field) for r in rows if not np.isnan(getattr(r, field))]
+        return float(np.mean(vals)) if vals else float("nan")
+
     return {"short_events": len(short), "long_events": len(long),
-            "short_coverage": float(np.mean(short)) if short else float("nan"),
-            "long_coverage": float(np.mean(long)) if long else float("nan")}
+            "short_coverage": mean(short, "coverage"), "long_coverage": mean(long, "coverage"),
+            "long_edge_coverage": mean(long, "edge_coverage"),
+            "long_core_coverage": mean(long, "core_coverage"), "long_spill": mean(long, "spill")}

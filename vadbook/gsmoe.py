@@ -10,16 +10,20 @@
    with L_TGS on its own abnormal videos plus the normal ones.
 3. :func:`train_gate`: the gate, trained with L_TGS on all videos, experts frozen.
 
-Stages 2 and 3 are one module, :class:`MoE`, trained by :func:`vadbook.train.fit` and cached
-by :mod:`vadbook.zoo` like any model. Without the gate (stage ``"experts"``) its score is
-the maximum over the experts (Table 3's "+ experts" row; the paper does not say how that
-row combines experts).
+Stages 2 and 3 are the two stages of one module, :class:`MoE`, trained by
+:func:`vadbook.train.fit` and cached by :mod:`vadbook.zoo` like any model. Each stage reads
+the frozen outputs of the previous ones as its input features: ``[task-aware features,
+coarse score]`` for the experts, plus the ``E`` expert scores for the gate
+(:func:`with_expert_scores`), so no frozen network runs again at every step. Without the gate
+(stage ``"experts"``) the score is the maximum over the experts (Table 3's "+ experts" row;
+the paper does not say how that row combines experts).
 
-Pseudo-labels of stages 2 and 3 (reading chosen): GS-MoE Fig. 2-3 extract the kernels from
-"the abnormal scores obtained from the backbone model ... at the end of training", so by
-default (``targets="coarse"``) the TGS targets are splatted from the frozen stage-1 scores;
-``targets="own"`` splats them from the trained model's own scores after ``warmup`` steps of
-the top-k MIL loss of Eq. (2) (a new model has no meaningful peaks yet).
+Pseudo-labels of stages 2 and 3 (reading chosen): L_TGS "is used to train the experts and the
+MoE" with kernels "extracted from the abnormal scores produced by the model", so by default
+(``targets="own"``) each expert and the gate splat targets from their *own* detached scores;
+as they start from random weights, the first ``warmup`` steps use the full top-k MIL loss of
+Eq. (2) so that peaks mean something. ``targets="coarse"`` splats them from the frozen
+stage-1 scores instead (GS-MoE Fig. 2-3 show kernels from the backbone's scores).
 """
 from __future__ import annotations
 
@@ -40,23 +44,22 @@ from .splatting import tgs_targets
 from .train import FitResult, predict
 
 __all__ = ["MoEConfig", "MoE", "stage1", "task_aware_benchmark", "class_assignment",
-           "cluster_assignment", "train_experts", "train_gate"]
+           "cluster_assignment", "train_experts", "with_expert_scores", "train_gate"]
 
 
 @dataclass(frozen=True)
 class MoEConfig:
     """Sizes and schedule of stages 2 and 3 (defaults: the book's small CPU runs)."""
 
-    expert_dim: int = 64
-    gate_dim: int = 64
+    expert_dim: int = 32
+    gate_dim: int = 32
     heads: int = 4
-    dropout: float = 0.1
-    steps: int = 150
+    dropout: float = 0.0
+    steps: int = 100
     lr: float = 1e-3
-    targets: str = "coarse"        # TGS pseudo-labels from the stage-1 scores, or "own"
-    warmup: int = 0                # MIL steps before L_TGS (for targets="own")
+    targets: str = "own"           # TGS pseudo-labels from the model's own scores, or "coarse"
+    warmup: int = 50               # top-k MIL steps (Eq. (2)) before L_TGS, for targets="own"
     use_features: bool = True      # gate with task-aware features (Table 5)
-    min_prominence: float = 0.1    # TGS peak threshold
 
     def tag(self) -> str:
         """A short string naming every field, for cache recipe names."""
@@ -64,74 +67,75 @@ class MoEConfig:
 
 
 class MoE(nn.Module):
-    """Stages 2-3 on task-aware inputs ``x = [features (feat_dim), coarse score (1)]``.
+    """Stage 2 (``"experts"``) or stage 3 (``"gate"``) of GS-MoE on frozen inputs.
+
+    Input ``x`` ``[B, T, C]``: ``[features (feat_dim), coarse score (1)]`` for the experts,
+    followed by the ``E`` expert scores for the gate (:func:`with_expert_scores`).
 
     Args:
         feat_dim: task-aware feature width d.
-        assign: ``[N_train]`` long expert of each training video (-1 for normal videos),
-            read through ``batch["index"]`` by the expert loss.
         n_experts: E.
         cfg: :class:`MoEConfig`.
-        stage: ``"experts"`` (train experts; score = max over experts) or ``"gate"``
-            (experts frozen; score = the gate's).
+        stage: ``"experts"`` (score = max over experts) or ``"gate"``.
+        assign: ``[N_train]`` long expert of each training video (-1 for normal videos),
+            read through ``batch["index"]`` by the expert loss (stage ``"experts"`` only).
     """
 
-    def __init__(self, feat_dim: int, assign: Tensor, n_experts: int, cfg: MoEConfig = MoEConfig(),
-                 stage: str = "experts"):
+    def __init__(self, feat_dim: int, n_experts: int, cfg: MoEConfig = MoEConfig(), stage: str = "experts",
+                 assign: Tensor | None = None):
         super().__init__()
         if stage not in ("experts", "gate"):
             raise ValueError(f"stage must be 'experts' or 'gate', got {stage!r}")
         if cfg.targets not in ("coarse", "own"):
             raise ValueError(f"targets must be 'coarse' or 'own', got {cfg.targets!r}")
-        if int(assign.max()) >= n_experts:
-            raise ValueError(f"assign names expert {int(assign.max())} but there are {n_experts} experts")
-        self.cfg, self.stage, self.feat_dim = cfg, stage, feat_dim
-        self.experts = ClassExperts(ExpertConfig(n_experts, feat_dim, cfg.expert_dim, cfg.heads,
-                                                 dropout=cfg.dropout))
-        self.gate = Gate(GateConfig(n_experts, feat_dim, cfg.gate_dim, cfg.heads, cfg.dropout, cfg.use_features))
-        (self.gate if stage == "experts" else self.experts).requires_grad_(False)
-        self.register_buffer("assign", assign.long().clone())
-        self.register_buffer("keep", torch.ones(n_experts))   # 0 masks an expert (Table 4)
-
-    def train(self, mode: bool = True) -> "MoE":
-        super().train(mode)
-        (self.gate if self.stage == "experts" else self.experts).eval()
-        return self
+        self.cfg, self.stage, self.feat_dim, self.n_experts = cfg, stage, feat_dim, n_experts
+        if stage == "experts":
+            if assign is None or int(assign.max()) >= n_experts or int(assign.max()) < 0:
+                raise ValueError(f"stage 'experts' needs assign with experts in [0, {n_experts})")
+            self.experts = ClassExperts(ExpertConfig(n_experts, feat_dim, cfg.expert_dim, cfg.heads,
+                                                     dropout=cfg.dropout))
+            self.register_buffer("assign", assign.long().clone())
+        else:
+            self.gate = Gate(GateConfig(n_experts, feat_dim, cfg.gate_dim, cfg.heads, cfg.dropout,
+                                        cfg.use_features))
+            self.register_buffer("keep", torch.ones(n_experts))   # 0 masks an expert (Table 4)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
-        """``x`` ``[B, T, feat_dim + 1]`` -> dict with ``scores`` ``[B, T]``, ``coarse``
-        ``[B, T]``, ``expert_scores`` / ``expert_logits`` ``[B, T, E]`` and, in stage
-        ``"gate"``, ``gate_hidden`` ``[B, T, gate_dim]``."""
-        if x.dim() != 3 or x.shape[-1] != self.feat_dim + 1:
-            raise ValueError(f"MoE expects x of shape [B, T, {self.feat_dim + 1}] (features + coarse "
-                             f"score), got {tuple(x.shape)}")
-        feats, coarse = x[..., :-1], x[..., -1]
-        ex = self.experts(feats, mask)
-        out = {"coarse": coarse, "expert_scores": ex["scores"], "expert_logits": ex["logits"]}
+        """Returns ``scores`` ``[B, T]``, ``coarse`` ``[B, T]``; stage ``"experts"`` adds
+        ``expert_scores`` / ``expert_logits`` ``[B, T, E]``, stage ``"gate"`` adds
+        ``gate_hidden`` ``[B, T, gate_dim]``."""
+        d, E = self.feat_dim, self.n_experts
+        C = d + 1 + (E if self.stage == "gate" else 0)
+        if x.dim() != 3 or x.shape[-1] != C:
+            raise ValueError(f"MoE stage {self.stage!r} expects x of shape [B, T, {C}] (features {d}, "
+                             f"coarse score 1{', expert scores ' + str(E) if self.stage == 'gate' else ''}), "
+                             f"got {tuple(x.shape)}")
+        feats, coarse = x[..., :d], x[..., d]
         if self.stage == "experts":
-            out["scores"] = ex["scores"].amax(dim=-1)
-        else:
-            g = self.gate(ex["scores"].detach() * self.keep, feats, mask)
-            out["scores"], out["gate_hidden"] = g["scores"], g["hidden"]
-        return out
+            ex = self.experts(feats, mask)
+            return {"scores": ex["scores"].amax(dim=-1), "coarse": coarse,
+                    "expert_scores": ex["scores"], "expert_logits": ex["logits"]}
+        g = self.gate(x[..., d + 1:] * self.keep, feats, mask)
+        return {"scores": g["scores"], "coarse": coarse, "gate_hidden": g["hidden"]}
 
     def loss(self, out: dict, batch: dict, score_loss=None) -> tuple[Tensor, dict[str, Tensor]]:
         """Stage ``"experts"``: :func:`~vadbook.nn.experts.expert_tgs_loss` summed over experts;
-        stage ``"gate"``: L_TGS (GS-MoE Eq. (6)) of the gate's scores. ``score_loss`` is unused."""
+        stage ``"gate"``: L_TGS (GS-MoE Eq. (6)) of the gate's scores. During the warm-up the
+        top-k MIL loss of Eq. (2) replaces the TGS term. ``score_loss`` is unused."""
         c = self.cfg
         labels, mask = batch["label"], batch["mask"]
         warm = c.targets == "own" and batch.get("step", c.warmup + 1) <= c.warmup
         targets = None
         if c.targets == "coarse":
-            targets = tgs_targets(out["coarse"].clamp(0, 1), mask, min_prominence=c.min_prominence)
+            targets = tgs_targets(out["coarse"].clamp(0, 1), mask)
         if self.stage == "experts":
             total, per_expert = expert_tgs_loss(out["expert_scores"], labels, self.assign[batch["index"]],
-                                                mask, targets, warm, min_prominence=c.min_prominence)
+                                                mask, targets, warm)
             return total, {"experts_mean": per_expert.mean()}
         if warm:
             total = topk_bce(out["scores"], labels, mask, form="log_then_mean", reduction="balanced")
         else:
-            total = tgs_loss(out["scores"], labels, mask, targets=targets, min_prominence=c.min_prominence)
+            total = tgs_loss(out["scores"], labels, mask, targets=targets)
         return total, {"gate": total.detach()}
 
 
@@ -206,21 +210,31 @@ def train_experts(ta_bench: Benchmark, assign: Tensor, name: str, seed: int = 0,
     the task-aware features (so the stage-1 model) and ``cfg``.
     """
     n_experts = int(assign.max()) + 1
-    d = ta_bench.feature_dim - 1
     tc = recipes.config("urdmu", ta_bench, seed, steps=cfg.steps, lr=cfg.lr)
     return zoo.trained(f"gsmoe-experts-{name}-{cfg.tag()}",
-                       lambda: MoE(d, assign, n_experts, cfg, "experts"), ta_bench, tc)
+                       lambda: MoE(ta_bench.feature_dim - 1, n_experts, cfg, "experts", assign), ta_bench, tc)
 
 
-def train_gate(ta_bench: Benchmark, experts_run: FitResult, name: str, seed: int = 0,
+def with_expert_scores(ta_bench: Benchmark, experts: MoE, batch_size: int = 32) -> Benchmark:
+    """``ta_bench`` with the frozen experts' scores appended to every snippet's features:
+    ``[task-aware features, coarse score, E expert scores]``, the gate's input."""
+    splits = {}
+    for split in ("train", "val", "test"):  # three splits, each one batched pass
+        videos = ta_bench.split(split)
+        scores = predict(experts, videos, batch_size=batch_size, key="expert_scores")
+        splits[split] = [replace(v, features=np.concatenate([v.features, s], axis=1))
+                         for v, s in zip(videos, scores)]
+    return Benchmark(splits["train"], splits["val"], splits["test"], ta_bench.classes,
+                     f"{ta_bench.name}-experts", ta_bench.multi_label)
+
+
+def train_gate(ex_bench: Benchmark, n_experts: int, name: str, seed: int = 0,
                cfg: MoEConfig = MoEConfig()) -> FitResult:
-    """Stage 3 (cached): the gate on the frozen experts of ``experts_run`` (same ``name``)."""
-    src: MoE = experts_run.model
+    """Stage 3 (cached): the gate on ``ex_bench`` from :func:`with_expert_scores`.
 
-    def build() -> MoE:
-        model = MoE(src.feat_dim, src.assign.cpu(), src.experts.config.n_experts, cfg, "gate")
-        model.experts.load_state_dict(src.experts.state_dict())
-        return model
-
-    tc = recipes.config("urdmu", ta_bench, seed, steps=cfg.steps, lr=cfg.lr)
-    return zoo.trained(f"gsmoe-gate-{name}-{src.cfg.tag()}-gate-{cfg.tag()}", build, ta_bench, tc)
+    ``name`` names the experts (the cache key also fingerprints their scores)."""
+    d = ex_bench.feature_dim - 1 - n_experts
+    if d < 1:
+        raise ValueError(f"ex_bench has {ex_bench.feature_dim} channels, too few for {n_experts} experts")
+    tc = recipes.config("urdmu", ex_bench, seed, steps=cfg.steps, lr=cfg.lr)
+    return zoo.trained(f"gsmoe-gate-{name}-{cfg.tag()}", lambda: MoE(d, n_experts, cfg, "gate"), ex_bench, tc)

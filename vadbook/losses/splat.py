@@ -18,8 +18,8 @@ from vadbook.splatting import glance_mask, glance_targets, tgs_targets
 
 from .mil import check_labels, check_mask, topk_bce
 
-__all__ = ["topk_norm_loss", "tgs_loss", "glance_loss", "normal_mil_loss", "glance_total_loss",
-           "GlanceScoreLoss"]
+__all__ = ["topk_norm_loss", "tgs_loss", "TGSScoreLoss", "glance_loss", "normal_mil_loss",
+           "glance_total_loss", "GlanceScoreLoss"]
 
 
 def _unpack(scores: Tensor, labels, mask: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -83,6 +83,11 @@ def tgs_loss(scores: Tensor, labels, mask: Tensor | None = None, targets: Tensor
     ``warmup=True`` returns ``L_topk-norm`` alone: GS-MoE trains "for a few iterations" with it
     so that spurious peaks are suppressed before peaks become pseudo-labels.
 
+    No term of Eq. (6) asks an abnormal video for a high score: scores that are 0 everywhere
+    have no peak, hence all-zero targets, and ``L_TGS = 0``. The loss relies on its start
+    point (a trained baseline whose peaks cover the events); the TGS chapter shows the
+    collapse into that minimum when they do not.
+
     Args:
         scores: ``[B, T]`` probabilities (the model's output, with gradients).
         labels: ``[B]`` video labels, or a batch dict with ``label`` and ``mask``.
@@ -113,6 +118,54 @@ def tgs_loss(scores: Tensor, labels, mask: Tensor | None = None, targets: Tensor
         return loss, {"topk_norm": l_norm.detach(), "tgs_bce": l_bce.detach()}
     return loss
 
+
+
+@dataclass(frozen=True)
+class TGSScoreLoss:
+    """GS-MoE's ``L_TGS`` (Eq. (6)) with its warm-up, as a ``score_loss(scores, batch)`` for
+    :func:`vadbook.train.fit`.
+
+    For ``batch["step"] <= warmup_steps`` the loss is ``L_topk-norm`` alone (GS-MoE: "trained
+    for a few iterations with the L_topk-norm component" to suppress spurious peaks), then the
+    full :func:`tgs_loss`, with pseudo-labels rendered from the batch's own detached scores at
+    every step. A model's ``loss`` puts it in place of its top-k BCE, so with UR-DMU the
+    memory, triplet and KL terms stay (GS-MoE fine-tunes UR-DMU with ``L_TGS``, Table 3 row 2).
+    The other fields are those of :func:`vadbook.splatting.tgs_targets`; :attr:`tag` names
+    the setting for :func:`vadbook.zoo.trained`.
+    """
+
+    warmup_steps: int = 20
+    min_prominence: float = 0.1
+    window: int = 2
+    min_height: float = 0.0
+    temporal_sigma: str = "moment"
+    norm: str = "clamp"
+    kind: str = "normal"
+    normal_bce: bool = False
+
+    def __post_init__(self):
+        from vadbook.splatting import KERNELS, NORMS, TEMPORAL_SIGMAS
+        if self.warmup_steps < 0 or self.min_prominence < 0 or self.window < 1:
+            raise ValueError(f"need warmup_steps >= 0, min_prominence >= 0, window >= 1; got "
+                             f"{self.warmup_steps}, {self.min_prominence}, {self.window}")
+        for name, value, allowed in (("temporal_sigma", self.temporal_sigma, TEMPORAL_SIGMAS),
+                                     ("norm", self.norm, NORMS), ("kind", self.kind, KERNELS)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+    @property
+    def tag(self) -> str:
+        """A short name of the setting, e.g. ``"w20-p0.1-win2-moment-clamp"``."""
+        extra = "".join([f"-h{self.min_height:g}" if self.min_height else "",
+                         "" if self.kind == "normal" else f"-{self.kind}", "-nbce" if self.normal_bce else ""])
+        return (f"w{self.warmup_steps}-p{self.min_prominence:g}-win{self.window}-{self.temporal_sigma}"
+                f"-{self.norm}{extra}")
+
+    def __call__(self, scores: Tensor, batch: Mapping) -> Tensor:
+        warmup = int(batch.get("step", self.warmup_steps + 1)) <= self.warmup_steps
+        return tgs_loss(scores, batch, warmup=warmup, normal_bce=self.normal_bce,
+                        min_prominence=self.min_prominence, window=self.window, min_height=self.min_height,
+                        temporal_sigma=self.temporal_sigma, norm=self.norm, kind=self.kind)
 
 def glance_loss(scores: Tensor, glances, mask: Tensor | None = None, targets: Tensor | None = None,
                 **target_kwargs) -> Tensor:
