@@ -13,6 +13,10 @@ import torch
 
 __version__ = "0.1.0"
 
+# NumPy 2 prints scalars as ``np.float64(0.87)``; chapters glue measured numbers into the text
+# (myst-nb formats their plain-text repr), so keep the plain ``0.87`` repr of NumPy 1.
+np.set_printoptions(legacy="1.25")
+
 __all__ = ["device", "seed_everything", "__version__"]
 
 

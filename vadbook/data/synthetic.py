@@ -69,6 +69,21 @@ def make_benchmark(preset: str = "ucf", scale: str | None = None, seed: int = 0,
     Returns:
         A :class:`Benchmark`; abnormal training videos carry one glance per event.
     """
+    p, s, dim = _check_args(preset, scale, seed, dim)
+    rng = np.random.default_rng([seed, 7])
+    world = _World(p, dim, rng, signatures)
+    n_train = p.n_train if s.n_train is None else s.n_train
+    n_test = p.n_test if s.n_test is None else s.n_test
+    names = _NameCounter(p)
+    train = _make_split(world, s, "train", n_train, p.n_train_normal / p.n_train, rng, names)
+    val = _make_split(world, s, "val", s.n_val, p.n_train_normal / p.n_train, rng, names)
+    test = _make_split(world, s, "test", n_test, p.n_test_normal / p.n_test, rng, names)
+    return Benchmark(train, val, test, tuple(c.name for c in p.classes),
+                     name=f"synthetic-{preset}-{s.name}-seed{seed}", multi_label=p.multi_label)
+
+
+def _check_args(preset: str, scale: str | None, seed, dim: int | None) -> tuple[Preset, Scale, int]:
+    """Validate the arguments of :func:`make_benchmark`; ``scale=None`` reads ``$VADBOOK_SCALE``."""
     if scale is None:
         scale = os.environ.get("VADBOOK_SCALE", "small")
     if preset not in PRESETS:
@@ -81,16 +96,7 @@ def make_benchmark(preset: str = "ucf", scale: str | None = None, seed: int = 0,
     dim = s.dim if dim is None else int(dim)
     if dim < ACTIVITY_DIM + len(p.classes):
         raise ValueError(f"dim={dim} too small: need at least {ACTIVITY_DIM + len(p.classes)}")
-    rng = np.random.default_rng([seed, 7])
-    world = _World(p, dim, rng, signatures)
-    n_train = p.n_train if s.n_train is None else s.n_train
-    n_test = p.n_test if s.n_test is None else s.n_test
-    names = _NameCounter(p)
-    train = _make_split(world, s, "train", n_train, p.n_train_normal / p.n_train, rng, names)
-    val = _make_split(world, s, "val", s.n_val, p.n_train_normal / p.n_train, rng, names)
-    test = _make_split(world, s, "test", n_test, p.n_test_normal / p.n_test, rng, names)
-    return Benchmark(train, val, test, tuple(c.name for c in p.classes),
-                     name=f"synthetic-{preset}-{scale}-seed{seed}", multi_label=p.multi_label)
+    return p, s, dim
 
 
 class _World:
@@ -314,18 +320,7 @@ def hidden_directions(preset: str = "ucf", seed: int = 0, dim: int | None = None
         preset's classes), ``activity`` ``[K, D]`` and ``scene`` ``[S, D]`` orthonormal bases,
         ``mean`` ``[D]``, and the preset's ``salience`` and ``normal_like`` ``[C]``.
     """
-    if scale is None:
-        scale = os.environ.get("VADBOOK_SCALE", "small")
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; expected one of {sorted(SCALES)}")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    p = PRESETS[preset]
-    dim = SCALES[scale].dim if dim is None else int(dim)
-    if dim < ACTIVITY_DIM + len(p.classes):
-        raise ValueError(f"dim={dim} too small: need at least {ACTIVITY_DIM + len(p.classes)}")
+    p, _, dim = _check_args(preset, scale, seed, dim)
     w = _World(p, dim, np.random.default_rng([seed, 7]))
     return {"signature": w.signature, "activity": w.activity, "scene": w.scene, "mean": w.mean,
             "salience": np.array([c.salience for c in p.classes]),

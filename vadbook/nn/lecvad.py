@@ -33,9 +33,9 @@ Readings chosen where the paper is ambiguous (tested in tests/test_lecvad.py):
 4. Eq. (12) evaluates each snippet's mixture at its own position only (``G^t(t)``), so only
    the diagonal is computed, ``O(B T C)`` (:func:`gmm_scores`); :func:`gmm_masks` builds
    the full ``[B, T, T]`` masks ``G^t(j)`` for figures and the test that the two agree.
-5. The FC on the concatenation ``[F_aug[c] ; F_video[t]]`` is split into two FCs whose
-   outputs are broadcast-added, which is the same linear map without the ``[B, T, C, 2d]``
-   tensor.
+5. The FC on the concatenation ``[F_aug[c] ; F_video[t] ; t/T]`` is split into three FCs
+   whose outputs are broadcast-added, which is the same linear map without the
+   ``[B, T, C, 2d + 1]`` tensor (tested against the concatenation).
 6. ``t`` runs over ``1..T_b`` with ``T_b`` the valid length of video ``b``.
 
 Losses are in :mod:`vadbook.nn.lecvad_losses`, instance inference in
