@@ -207,3 +207,19 @@ def test_synthetic_benchmark_glances_follow_the_protocol():
     assert 1.8 < st["mean_per_video"] < 3.2                      # real UCF-Crime: 2.50
     events = sum(len(v.events) for v in bench.train if v.label == 1)
     assert sum(len(v.glances) for v in bench.train if v.label == 1) == events   # one click per event
+
+
+def test_real_videos_keep_frames_and_snippets_in_step():
+    from vadbook.data.batching import to_grid
+    from vadbook.data.real import RealVideo
+    x = np.zeros((40, 4), np.float32)
+    v = RealVideo("Abuse001_x264", x, 1, ("Abuse",), glances=np.array([3, 30]), glance_frames=np.array([50, 485]))
+    assert glance_frames(v).tolist() == [50, 485]                       # the annotated frames, not 16 s + 8
+    moved = perturb_video_glances([v], 20, seed=0)[0]
+    assert (moved.glances == moved.glance_frames // 16).all()
+    assert (np.abs(moved.glance_frames - np.array([50, 485])) <= 20).all()
+    grid = to_grid(moved, 16)["glances"]
+    assert np.flatnonzero(grid).tolist() == sorted(set(glance_frame_to_grid(moved.glance_frames, 40, 16).tolist()))
+    weak = split_supervision([v, video("Normal_Videos_001_x264", 30, [], None, label=0)], weak=1.0, glance=0.0)
+    assert weak[0].glances is None and weak[0].glance_frames is None and not to_grid(weak[0], 16)["glances"].any()
+    assert with_glances([v], {"Abuse001_x264": np.array([5])})[0].glance_frames is None

@@ -156,20 +156,20 @@ def test_sparse_flops_stay_flat_as_experts_grow():
 
 
 # ---------------------------------------------------------------- routers and the mixture
-def test_prototype_router_gate_is_q_times_allocation():
+def test_prototype_router_logits_are_q_times_lambda():
     torch.manual_seed(0)
     protos = torch.randn(5, 12)
     router = PrototypeRouter(8, protos, experts=3, tau=0.1)
     h = torch.randn(10, 8)
-    gates, q = router(h)
-    z = router.query(h)
-    A = router.allocation()
+    logits, q = router(h)
+    z = router.query(router.standardise(h))
+    lam = router.allocation_logits
     for t in range(10):
         cos = torch.stack([z[t] @ p / (z[t].norm() * p.norm()) for p in protos])
         q_t = torch.softmax(cos / 0.1, 0)
         assert torch.allclose(q[t], q_t, atol=1e-5)
-        assert torch.allclose(gates[t], sum(q_t[p] * A[p] for p in range(5)), atol=1e-5)
-    assert torch.allclose(gates.sum(-1), torch.ones(10), atol=1e-5)
+        assert torch.allclose(logits[t], sum(q_t[p] * lam[p] for p in range(5)), atol=1e-5)
+    assert torch.allclose(router.allocation().sum(-1), torch.ones(5), atol=1e-6)
 
 
 @pytest.mark.parametrize("explicit", [0, 3, 6])
@@ -181,17 +181,24 @@ def test_mixture_masks_gates_and_padding_invariance(explicit, device):
     mask = torch.ones(B, T, dtype=torch.bool, device=device)
     mask[0, 7:] = False
     mask[2, 3:] = False
-    out = mix(x, mask)
+    out = mix(x, mask)                                # train mode: batch statistics of valid rows
     assert torch.allclose(out["gates"][mask].sum(-1), torch.ones(int(mask.sum()), device=device), atol=1e-5)
     assert (out["index"][~mask] == -1).all() and (out["index"][mask] >= 0).all()
     assert (out["augment"][~mask] == 0).all() and (out["temporal_att"][~mask] == 0).all()
-    if 0 < explicit < E:                               # both routers: each side gets half
-        assert torch.allclose(out["gates"][mask][:, :explicit].sum(-1), torch.full((int(mask.sum()),), 0.5,
-                                                                                   device=device), atol=1e-5)
     x2 = x.clone()
     x2[~mask] = 1e3                                   # padding content must not matter
     out2 = mix(x2, mask)
     assert torch.allclose(out["augment"], out2["augment"]) and torch.equal(out["index"], out2["index"])
+    mix.eval()                                        # running statistics: videos independent
+    out = mix(x, mask)
+    h = x[mask]                                       # one softmax over [explicit ; implicit] logits
+    z = []
+    if explicit:
+        z.append(mix.prototype_router(h)[0])
+    if explicit < E:
+        z.append(mix.latent_router(h))
+    assert torch.allclose(out["gates"][mask], torch.cat(z, -1).softmax(-1), atol=1e-5)
+    assert torch.allclose(out["router_logits"][mask], torch.cat(z, -1), atol=1e-5)
     alone = mix(x[:1, :7], None)                      # the unpadded first video
     assert torch.allclose(alone["augment"][0], out["augment"][0, :7], atol=1e-5)
     mix.sparse = False
@@ -301,9 +308,24 @@ def test_mome_objective_is_eq7():
 
 def test_prototype_router_starts_from_cosine_when_spaces_match():
     protos = torch.randn(5, 8)
-    router = PrototypeRouter(8, protos, experts=2, tau=0.1)
+    router = PrototypeRouter(8, protos, experts=2, tau=0.1).eval()
     assert torch.equal(router.query.weight, torch.eye(8))
     h = torch.randn(4, 8)
     _, q = router(h)
     cos = torch.nn.functional.normalize(h, dim=-1) @ torch.nn.functional.normalize(protos, dim=-1).t()
-    assert torch.allclose(q, (cos / 0.1).softmax(-1), atol=1e-6)
+    assert torch.allclose(q, (cos / 0.1).softmax(-1), atol=1e-5)
+
+
+def test_prototype_router_removes_the_shared_component():
+    router = PrototypeRouter(8, torch.randn(6, 12), experts=2)
+    h = 50 * torch.ones(64, 8) + torch.randn(64, 8)          # every snippet shares a large vector
+    z = router.standardise(h)
+    assert z.mean(0).abs().max() < 1e-4 and (z.std(0) - 1).abs().max() < 0.05
+    assert router.running_mean.min() > 4.0                    # momentum 0.1 towards the mean 50
+    _, q = router(h)
+    assert len(q.argmax(-1).unique()) > 1                     # not every snippet on one prototype
+    router.eval()
+    assert torch.allclose(router.standardise(h[:1]), (h[:1] - router.running_mean)
+                          / (router.running_var + 1e-5).sqrt(), atol=1e-5)
+    with pytest.raises(ValueError, match="prototypes must be"):
+        PrototypeRouter(8, torch.randn(6), experts=2)

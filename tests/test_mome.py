@@ -106,7 +106,7 @@ def test_all_implicit_or_all_explicit(ratio):
         assert model.anomaly.prototype_router is None and parts["reg"].item() == 0.0
         assert "anomaly_prototype_probs" not in out
     else:
-        assert model.anomaly.latent_router is None and "anomaly_router_logits" not in out
+        assert model.anomaly.latent_router is None and out["anomaly_router_logits"].shape[-1] == 6
         assert parts["reg"].item() > 0
 
 
@@ -131,7 +131,7 @@ def test_lgt_detector_and_short_fit():
     res = fit(model, train, val, cfg, class_names=bench.classes)
     assert all(math.isfinite(h["loss"]) for h in res.history)
     routes = route_videos(res.model, val[:3])
-    for k in ("anomaly_expert", "normal_expert", "prototype", "fusion_weight", "scores"):
+    for k in ("anomaly_expert", "normal_expert", "prototype", "anomaly_att", "normal_att", "fusion_weight", "scores"):
         assert [len(a) for a in routes[k]] == [v.T for v in val[:3]]
     assert all(((a >= 0) & (a < 6)).all() for a in routes["anomaly_expert"])
     assert all(((a >= 0) & (a < 7)).all() for a in routes["prototype"])

@@ -36,11 +36,28 @@ __all__ = ["glance_frames", "write_glances", "read_glance_snippets", "with_glanc
 
 
 def glance_frames(video: Video, offset: int = 8) -> np.ndarray:
-    """Absolute frame indices ``16 s + offset`` of a video's glances, ``[G]`` int64 (empty if none)."""
+    """Absolute frame indices of a video's glances, ``[G]`` int64 (empty if none).
+
+    The annotated frames where a real video carries them (``RealVideo.glance_frames``),
+    otherwise ``16 s + offset`` for each glance snippet ``s``.
+    """
     if not 0 <= offset < F:
         raise ValueError(f"offset must lie in [0, {F - 1}] (a frame inside the snippet), got {offset}")
+    frames = getattr(video, "glance_frames", None)
+    if frames is not None:
+        return np.asarray(frames, np.int64)
     g = video.glances if video.glances is not None else np.zeros(0, np.int64)
     return np.asarray(g, np.int64) * F + offset
+
+
+def _set_glances(video: Video, snippets, frames=None) -> Video:
+    """A copy of ``video`` with new glance snippets (and frames, for videos that keep them)."""
+    if snippets is not None:
+        snippets = np.sort(np.asarray(snippets, np.int64))
+    if hasattr(video, "glance_frames"):     # real videos: the batches map the frames, keep both in step
+        frames = None if frames is None else np.sort(np.asarray(frames, np.int64))
+        return replace(video, glances=snippets, glance_frames=frames)
+    return replace(video, glances=snippets)
 
 
 def write_glances(path: str | Path, videos: Sequence[Video], offset: int = 8) -> Path:
@@ -86,9 +103,11 @@ def read_glance_snippets(path: str | Path, videos: Sequence[Video]) -> dict[str,
 
 
 def with_glances(videos: Sequence[Video], snippets: dict[str, np.ndarray]) -> list[Video]:
-    """Copies of ``videos`` whose glances are ``snippets[name]`` (``None`` for videos not in it)."""
-    return [replace(v, glances=np.sort(np.asarray(snippets[v.name], np.int64)) if v.name in snippets else None)
-            for v in videos]
+    """Copies of ``videos`` whose glances are ``snippets[name]`` (``None`` for videos not in it).
+
+    Real videos lose their annotated ``glance_frames``: the new snippets are all there is.
+    """
+    return [_set_glances(v, snippets.get(v.name)) for v in videos]
 
 
 def glance_stats(videos: Sequence[Video]) -> dict:
@@ -127,10 +146,11 @@ def glance_stats(videos: Sequence[Video]) -> dict:
 def perturb_video_glances(videos: Sequence[Video], max_frames: int, seed: int = 0) -> list[Video]:
     """Move every glance by a random number of frames (GlanceVAD Table 4).
 
-    Each glance, as the frame ``16 s + 8`` of its snippet, moves by an integer drawn uniformly
-    from ``[-max_frames, max_frames]``, is clipped to the video's ``[0, 16 T - 1]`` frames and
-    read back as a snippet ``frame // 16``. A glance may leave its event (that is the point).
-    One draw per glance from ``numpy.random.default_rng(seed)``, in video order.
+    Each glance frame (:func:`glance_frames`: the annotated frame of a real video, the frame
+    ``16 s + 8`` of a synthetic glance at snippet ``s``) moves by an integer drawn uniformly from
+    ``[-max_frames, max_frames]``, is clipped to the video's ``[0, 16 T - 1]`` frames and read
+    back as a snippet ``frame // 16``. A glance may leave its event (that is the point). One draw
+    per glance from ``numpy.random.default_rng(seed)``, in video order.
 
     Returns:
         Copies of ``videos`` (those without glances unchanged).
@@ -144,10 +164,13 @@ def perturb_video_glances(videos: Sequence[Video], max_frames: int, seed: int = 
     frames = np.concatenate([glance_frames(v) for v, h in zip(videos, has) if h])
     last = np.repeat([F * v.T - 1 for v, h in zip(videos, has) if h], counts[counts > 0])
     shift = np.random.default_rng(seed).integers(-max_frames, max_frames + 1, frames.shape[0])
-    moved = np.clip(frames + shift, 0, last) // F
-    parts = np.split(moved, np.cumsum(counts[counts > 0])[:-1])
-    it = iter(parts)
-    return [replace(v, glances=np.sort(next(it))) if h else v for v, h in zip(videos, has)]
+    moved = np.clip(frames + shift, 0, last)
+    parts = iter(np.split(moved, np.cumsum(counts[counts > 0])[:-1]))
+    out = []
+    for v, h in zip(videos, has):
+        f = next(parts) if h else None
+        out.append(_set_glances(v, f // F, f) if h else v)
+    return out
 
 
 def split_supervision(videos: Sequence[Video], weak: float, glance: float, seed: int = 0) -> list[Video]:
@@ -184,5 +207,5 @@ def split_supervision(videos: Sequence[Video], weak: float, glance: float, seed:
         elif role.get(i) == "glance":
             out.append(v)
         elif role.get(i) == "weak":
-            out.append(replace(v, glances=None))
+            out.append(_set_glances(v, None))
     return out

@@ -20,7 +20,7 @@ ST-MoE's router z-loss weight is 1e-3):
 * ``L_div`` (:func:`memory_diversity_loss`): mean pairwise cosine similarity of the experts'
   memories, each summarised by the mean of its L2-normalised slots (slot order is arbitrary).
 * ``L_r`` (:func:`router_z_loss`): ST-MoE's router z-loss, ``mean_t logsumexp(z_t)^2`` of the
-  latent router's logits, which keeps them small.
+  router logits (explicit and implicit experts), which keeps them small.
 
 Every function takes the ``[B, T]`` validity mask where snippets are involved; padded
 snippets never count.

@@ -26,13 +26,16 @@ Readings chosen where the supplementary is silent (documented in the chapter, te
   style, not renormalised), so with ``k = 1`` the task loss still trains the router:
   ``augment = sum_j R_j augment_j``. A mixture's memory similarity (UR-DMU's temporal
   attention) is the ``R``-weighted *mean* ``sum_j R_j att_j / sum_j R_j``, in [0, 1].
-* Explicit experts (anomaly prototype router): snippets are projected into the text space
-  (learned ``d -> D_text`` map), compared by cosine with the ``P`` prototype embeddings,
-  ``q = softmax(cos / tau)`` over prototypes; a learned expert-prototype *allocation matrix*
-  ``A = softmax_e(Lambda)`` ``[P, E_x]`` (Figure 4) spreads each prototype over the explicit
-  experts: ``g_x = q A``. Implicit experts: ``g_i = softmax(W h)`` (a linear latent router).
-  With both kinds, ``G = [g_x / 2, g_i / 2]``: a snippet's top-1 expert is the most confident
-  pick of either router.
+* One softmax over all experts of a mixture, ``G_t = softmax(z_t)``, as in Switch. Implicit
+  experts (latent router): ``z^i_t = W_r h_t``. Explicit experts (anomaly prototype router):
+  the snippet is standardised with batch statistics (so that the feature every snippet
+  shares does not pick the prototype) and projected into the text space (learned
+  ``d -> D_text`` map), compared by
+  cosine with the ``P`` prototype embeddings, ``q_t = softmax(cos / tau)`` over prototypes
+  (nearly one-hot at ``tau = 3e-3``), and takes the logits of its prototype from a learned
+  table ``Lambda`` ``[P, E_x]``: ``z^x_t = q_t Lambda``. The expert-prototype *allocation
+  matrix* of MoME Figure 4 is ``A = softmax_e(Lambda)``: how each prototype spreads over the
+  explicit experts. ``z_t = [z^x_t ; z^i_t]``.
 """
 from __future__ import annotations
 
@@ -181,12 +184,14 @@ class MemoryExperts(nn.Module):
 
 
 class PrototypeRouter(nn.Module):
-    """Anomaly prototype router: gates of the explicit experts from text prototypes.
+    """Anomaly prototype router: logits of the explicit experts from text prototypes.
 
-    ``q = softmax(cos(W_q h, p) / tau)`` over the ``P`` prototypes, ``A = softmax(Lambda)`` over
-    experts (the expert-prototype allocation matrix, MoME Figure 4), gate ``g = q A``. ``W_q``
-    starts as the identity when the prototypes live in the feature space (``D_text = d``, text-
-    aligned features), so routing starts from plain cosine similarity, as with CLIP.
+    ``q = softmax(cos(W_q BN(h), p) / tau)`` over the ``P`` prototypes (``BN``: batch
+    standardisation without affine parameters, see :meth:`standardise`) and logits ``z = q Lambda``
+    from a learned prototype-by-expert table; ``A = softmax(Lambda)`` over experts is the
+    expert-prototype allocation matrix (MoME Figure 4). ``W_q`` starts as the identity when the
+    prototypes live in the feature space (``D_text = d``, text-aligned features), so routing
+    starts from plain cosine similarity, as with CLIP.
 
     Args:
         dim: feature size ``d``.
@@ -204,19 +209,30 @@ class PrototypeRouter(nn.Module):
         self.tau = tau
         self.register_buffer("prototypes", F.normalize(prototypes.float(), dim=-1))
         self.query = nn.Linear(dim, prototypes.shape[1], bias=False)
-        if prototypes.shape[1] == dim:   # features and prototypes share a space (as CLIP's do)
+        if prototypes.shape[1] == dim:
             nn.init.eye_(self.query.weight)
         self.allocation_logits = nn.Parameter(torch.randn(prototypes.shape[0], experts))
+        self.register_buffer("running_mean", torch.zeros(dim))
+        self.register_buffer("running_var", torch.ones(dim))
+
+    def standardise(self, h: torch.Tensor) -> torch.Tensor:
+        """Batch-norm ``h`` ``[N, d]`` without affine parameters (running statistics in eval mode).
+
+        Every snippet shares a large common component (the scene mean); without removing it,
+        the same prototype would be the nearest one for every snippet at ``tau = 3e-3``.
+        """
+        train = self.training and h.shape[0] > 1
+        return F.batch_norm(h, self.running_mean, self.running_var, training=train, momentum=0.1)
 
     def allocation(self) -> torch.Tensor:
         """The expert-prototype allocation matrix ``A`` ``[P, E_x]`` (rows sum to 1)."""
         return self.allocation_logits.softmax(dim=-1)
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``h`` ``[N, d]`` -> explicit gates ``[N, E_x]`` and prototype probabilities ``[N, P]``."""
-        cos = F.normalize(self.query(h), dim=-1) @ self.prototypes.t()
+        """``h`` ``[N, d]`` -> explicit-expert logits ``[N, E_x]`` and prototype probabilities ``[N, P]``."""
+        cos = F.normalize(self.query(self.standardise(h)), dim=-1) @ self.prototypes.t()
         q = (cos / self.tau).softmax(dim=-1)
-        return q @ self.allocation(), q
+        return q @ self.allocation_logits, q
 
 
 class MemoryMixture(nn.Module):
@@ -248,17 +264,16 @@ class MemoryMixture(nn.Module):
         self.latent_router = nn.Linear(dim, experts - explicit) if explicit < experts else None
 
     def gates(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Router outputs for rows ``h`` ``[N, d]``: ``gates`` ``[N, E]`` (explicit experts first),
-        ``router_logits`` ``[N, E_i]`` of the latent router, ``prototype_probs`` ``[N, P]``."""
-        parts, out = [], {}
-        share = 0.5 if self.prototype_router is not None and self.latent_router is not None else 1.0
+        """Router outputs for rows ``h`` ``[N, d]``: ``router_logits`` ``z`` and ``gates``
+        ``softmax(z)`` ``[N, E]`` (explicit experts first), ``prototype_probs`` ``[N, P]``."""
+        logits, out = [], {}
         if self.prototype_router is not None:
-            g_x, out["prototype_probs"] = self.prototype_router(h)
-            parts.append(share * g_x)
+            z_x, out["prototype_probs"] = self.prototype_router(h)
+            logits.append(z_x)
         if self.latent_router is not None:
-            out["router_logits"] = self.latent_router(h)
-            parts.append(share * out["router_logits"].softmax(dim=-1))
-        out["gates"] = torch.cat(parts, dim=-1)
+            logits.append(self.latent_router(h))
+        out["router_logits"] = torch.cat(logits, dim=-1)
+        out["gates"] = out["router_logits"].softmax(dim=-1)
         return out
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -266,8 +281,8 @@ class MemoryMixture(nn.Module):
 
         Returns:
             ``augment`` ``[B, T, d]``, ``temporal_att`` ``[B, T]`` (memory similarity),
-            ``gates`` ``[B, T, E]``, ``index`` / ``weights`` ``[B, T, k]`` (Eq. (4); index -1 at
-            padding), plus ``router_logits`` / ``prototype_probs`` when present. Padded
+            ``router_logits`` / ``gates`` ``[B, T, E]``, ``index`` / ``weights`` ``[B, T, k]`` (Eq. (4);
+            index -1 at padding), plus ``prototype_probs`` ``[B, T, P]`` with explicit experts. Padded
             snippets are never dispatched; their outputs are 0.
         """
         B, T, d = x.shape

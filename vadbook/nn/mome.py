@@ -200,8 +200,8 @@ class MoME(nn.Module):
         parts["reg"] = allocation_overlap_loss(router.allocation()) if router is not None else zero
         parts["div"] = (memory_diversity_loss(self.anomaly.experts.memories)
                         + memory_diversity_loss(self.normal.experts.memories))
-        parts["router"] = sum((router_z_loss(out[f"{m}_router_logits"], mask)
-                               for m in ("anomaly", "normal") if f"{m}_router_logits" in out), zero)
+        parts["router"] = (router_z_loss(out["anomaly_router_logits"], mask)
+                           + router_z_loss(out["normal_router_logits"], mask))
         total = mome_objective(parts, self.config.weights)
         parts["total"] = total
         return total, {k: v.detach() for k, v in parts.items()}
@@ -247,13 +247,14 @@ def route_videos(model: MoME, videos, batch_size: int = 32) -> dict[str, list[np
     Returns:
         Dict of lists (one ``[T]`` array per video, in order): ``anomaly_expert``,
         ``normal_expert`` (int), ``prototype`` (argmax of the prototype probabilities, -1
-        without explicit experts), ``fusion_weight`` and ``scores`` (float).
+        without explicit experts), ``anomaly_att``, ``normal_att``, ``fusion_weight`` and
+        ``scores`` (float).
     """
     from ..data.batching import pad_batch
     was_training = model.training
     model.eval()
     dev = next(model.parameters()).device
-    keys = ("anomaly_expert", "normal_expert", "prototype", "fusion_weight", "scores")
+    keys = ("anomaly_expert", "normal_expert", "prototype", "anomaly_att", "normal_att", "fusion_weight", "scores")
     result: dict[str, list] = {k: [] for k in keys}
     for s in range(0, len(videos), batch_size):
         chunk = videos[s:s + batch_size]
@@ -262,7 +263,7 @@ def route_videos(model: MoME, videos, batch_size: int = 32) -> dict[str, list[np
         proto = (out["anomaly_prototype_probs"].argmax(-1) if "anomaly_prototype_probs" in out
                  else torch.full_like(mask, -1, dtype=torch.long))
         arrays = {"anomaly_expert": out["anomaly_index"][..., 0], "normal_expert": out["normal_index"][..., 0],
-                  "prototype": proto, "fusion_weight": out["fusion_weight"], "scores": out["scores"]}
+                  "prototype": proto, **{k: out[k] for k in keys[3:]}}
         for k in keys:
             a = arrays[k].cpu().numpy()
             result[k].extend(a[j, :v.T] for j, v in enumerate(chunk))

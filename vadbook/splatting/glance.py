@@ -135,21 +135,27 @@ def mine_glance_kernels(scores: Tensor, glances: Tensor, alpha: float = 0.9, mas
         ``[B, T]`` bool kernel centres ``G u T^a`` (Eq. (6)).
     """
     valid = check_scores(scores, mask)
+    g = glance_mask(glances.to(scores.device), scores.shape[1], valid)
+    return _mine(scores, g, valid, alpha, dynamic)
+
+
+def _mine(scores: Tensor, g: Tensor, valid: Tensor, alpha: float, dynamic: bool) -> Tensor:
+    """:func:`mine_glance_kernels` on validated ``[B, T]`` bool glances and mask.
+
+    Right walks and left walks (right walks on the time-reversed videos) run as one batch of
+    ``2B`` rows; each snippet's walk starts at the nearest glance at or before it.
+    """
     B, T = scores.shape
-    g = glance_mask(glances.to(scores.device), T, valid)
     s = torch.where(valid, scores.detach(), torch.zeros_like(scores))
-
-    def walks(s, g, valid):  # right walks, each from the nearest glance on the left of a snippet
-        origin = nearest_true(g)[0]
-        o = origin.clamp_min(0)
-        thr = alpha * s.gather(1, o) if dynamic else torch.full_like(s, alpha)
-        fails = ~valid | (~g & (s < thr))
-        n_fail = fails.long().cumsum(dim=1)
-        return (origin >= 0) & ~g & valid & (n_fail == n_fail.gather(1, o))
-
-    right = walks(s, g, valid)
-    left = walks(s.flip(1), g.flip(1), valid.flip(1)).flip(1)
-    return (g | right | left) & valid
+    s, g2, v = (torch.cat([x, x.flip(1)]) for x in (s, g, valid))
+    idx = torch.arange(T, device=s.device).expand(2 * B, T)
+    origin = torch.where(g2, idx, -1).cummax(dim=1).values           # nearest glance on the left
+    o = origin.clamp_min(0)
+    thr = alpha * s.gather(1, o) if dynamic else alpha
+    # failures so far; a masked snippet fails, so a walk never crosses or ends on one
+    n_fail = (~v | (s < thr)).cumsum(dim=1)
+    reached = (origin >= 0) & (n_fail == n_fail.gather(1, o))         # no failure since the glance
+    return g | reached[:B] | reached[B:].flip(1)
 
 
 def glance_sigma(sigma: float | Tensor, mask: Tensor, unit: str = "axis") -> Tensor:
@@ -211,16 +217,17 @@ def glance_targets(scores: Tensor, glances: Tensor, alpha: float = 0.9, sigma: f
     valid = check_scores(scores, mask)
     with torch.no_grad():
         T = scores.shape[1]
-        centres = (mine_glance_kernels(scores, glances, alpha, valid, dynamic) if mine
-                   else glance_mask(glances.to(scores.device), T, valid))
+        g = glance_mask(glances.to(scores.device), T, valid)
+        centres = _mine(scores, g, valid, alpha, dynamic) if mine else g
         width = glance_sigma(sigma, valid, sigma_unit).to(scores.dtype)
-        if reduce == "max":  # kernels share a width and fall with |d|: the max is the nearest centre's
-            before, after = nearest_true(centres)
-            pos = torch.arange(T, device=scores.device)
-            far = torch.full_like(before, 2 * T)
-            dist = torch.minimum(torch.where(before >= 0, pos - before, far), torch.where(after < T, after - pos, far))
-            rendered = torch.where(centres.any(1, keepdim=True) & valid,
-                                   kernel_fn(dist.to(scores.dtype), width[:, None], kernel), 0.0)
-        else:
-            rendered = render(centres, width, kind=kernel, mask=valid, reduce=reduce)
-        return normalise(rendered, valid, norm)
+        if reduce == "sum":
+            return normalise(render(centres, width, kind=kernel, mask=valid, reduce="sum"), valid, norm)
+        # kernels share a width and fall with |d|: their maximum is the nearest centre's kernel
+        before, after = nearest_true(centres)
+        pos = torch.arange(T, device=scores.device)
+        far = torch.full_like(before, 2 * T)
+        dist = torch.minimum(torch.where(before >= 0, pos - before, far), torch.where(after < T, after - pos, far))
+        rendered = torch.where(centres.any(1, keepdim=True) & valid,
+                               kernel_fn(dist.to(scores.dtype), width[:, None], kernel), 0.0)
+        # the maximum is k(0) = 1 in every video with a centre, so "max" and "clamp" change nothing
+        return rendered if norm in ("max", "clamp") else normalise(rendered, valid, norm)
