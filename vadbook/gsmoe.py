@@ -55,10 +55,10 @@ class MoEConfig:
     gate_dim: int = 32
     heads: int = 4
     dropout: float = 0.0
-    steps: int = 80
+    steps: int = 60
     lr: float = 1e-3
     targets: str = "own"           # TGS pseudo-labels from the model's own scores, or "coarse"
-    warmup: int = 40               # top-k MIL steps (Eq. (2)) before L_TGS, for targets="own"
+    warmup: int = 30               # top-k MIL steps (Eq. (2)) before L_TGS, for targets="own"
     use_features: bool = True      # gate with task-aware features (Table 5)
 
     def tag(self) -> str:
