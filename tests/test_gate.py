@@ -6,7 +6,6 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from vadbook.data.video import Benchmark, Video
 from vadbook.gsmoe import MoE, MoEConfig, class_assignment, cluster_assignment, with_expert_scores

@@ -43,7 +43,7 @@ from .nn.gate import Gate, GateConfig
 from .splatting import tgs_targets
 from .train import FitResult, predict
 
-__all__ = ["MoEConfig", "MoE", "stage1", "task_aware_benchmark", "class_assignment",
+__all__ = ["MoEConfig", "moe_config", "MoE", "stage1", "task_aware_benchmark", "class_assignment",
            "cluster_assignment", "train_experts", "with_expert_scores", "train_gate"]
 
 
@@ -64,6 +64,15 @@ class MoEConfig:
     def tag(self) -> str:
         """A short string naming every field, for cache recipe names."""
         return "-".join(f"{k}{v}" for k, v in asdict(self).items())
+
+
+def moe_config(bench: Benchmark, **overrides) -> MoEConfig:
+    """The stage 2-3 recipe for the benchmark's scale: :class:`MoEConfig` defaults at the small
+    scale; at the paper scale (our choice, the paper gives no sizes) width 128, dropout 0.1,
+    1000 steps of which 200 warm-up."""
+    if recipes.scale_of(bench) == "small":
+        return replace(MoEConfig(), **overrides)
+    return replace(MoEConfig(expert_dim=128, gate_dim=128, dropout=0.1, steps=1000, warmup=200), **overrides)
 
 
 class MoE(nn.Module):
@@ -219,12 +228,13 @@ def _train_config(bench: Benchmark, seed: int, cfg: MoEConfig):
 
 
 def train_experts(ta_bench: Benchmark, assign: Tensor, name: str, seed: int = 0,
-                  cfg: MoEConfig = MoEConfig()) -> FitResult:
+                  cfg: MoEConfig | None = None) -> FitResult:
     """Stage 2 (cached): experts of ``assign`` (``[N_train]``, E = max + 1) on ``ta_bench``.
 
     ``name`` names the assignment (``"class"``, ``"kmeans5"``); the cache key also covers
-    the task-aware features (so the stage-1 model) and ``cfg``.
+    the task-aware features (so the stage-1 model) and ``cfg`` (None: :func:`moe_config`).
     """
+    cfg = cfg or moe_config(ta_bench)
     n_experts = int(assign.max()) + 1
     tc = _train_config(ta_bench, seed, cfg)
     return zoo.trained(f"gsmoe-experts-{name}-{cfg.tag()}",
@@ -245,10 +255,12 @@ def with_expert_scores(ta_bench: Benchmark, experts: MoE, batch_size: int = 32) 
 
 
 def train_gate(ex_bench: Benchmark, n_experts: int, name: str, seed: int = 0,
-               cfg: MoEConfig = MoEConfig()) -> FitResult:
+               cfg: MoEConfig | None = None) -> FitResult:
     """Stage 3 (cached): the gate on ``ex_bench`` from :func:`with_expert_scores`.
 
-    ``name`` names the experts (the cache key also fingerprints their scores)."""
+    ``name`` names the experts (the cache key also fingerprints their scores); ``cfg`` None:
+    :func:`moe_config`."""
+    cfg = cfg or moe_config(ex_bench)
     d = ex_bench.feature_dim - 1 - n_experts
     if d < 1:
         raise ValueError(f"ex_bench has {ex_bench.feature_dim} channels, too few for {n_experts} experts")
