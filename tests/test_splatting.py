@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from vadbook.splatting.naive_glance import kernel_value, normalise_row
+
 import pytest
 import torch
 
@@ -27,29 +29,9 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA d
 
 # ----------------------------------------------------------------------------- oracles
 
-def naive_kernel(d, sigma, kind):
-    if sigma == 0:
-        return 1.0 if d == 0 else 0.0
-    z = d / sigma
-    return {"normal": math.exp(-0.5 * z * z), "cauchy": 1 / (1 + z * z), "laplace": math.exp(-abs(z))}[kind]
-
-
-def naive_normalise(row, valid, how):
-    vals = [row[t] for t in range(len(row)) if valid[t]]
-    if how == "none" or not vals:
-        return [row[t] if valid[t] else 0.0 for t in range(len(row))]
-    if how == "clamp":
-        return [min(max(row[t], 0.0), 1.0) if valid[t] else 0.0 for t in range(len(row))]
-    hi, lo = max(vals), min(vals)
-    out = []
-    for t in range(len(row)):
-        if not valid[t]:
-            out.append(0.0)
-        elif how == "minmax" and hi > lo:
-            out.append((row[t] - lo) / (hi - lo))
-        else:
-            out.append(row[t] / hi if hi > 0 else 0.0)
-    return out
+# The teaching loops of vadbook.splatting.naive_glance are the oracles' kernel and normaliser.
+naive_kernel = kernel_value
+naive_normalise = normalise_row
 
 
 def naive_render(centres, sigma, height, gate, kind, valid, reduce):
