@@ -36,8 +36,7 @@ from torch import Tensor, nn
 from . import recipes, zoo
 from .data.batching import pad_batch
 from .data.video import Benchmark, Video
-from .losses import TGSScoreLoss, tgs_loss, topk_bce
-from .nn import URDMU
+from .losses import tgs_loss, topk_bce
 from .nn.experts import ClassExperts, ExpertConfig, expert_tgs_loss
 from .nn.gate import Gate, GateConfig
 from .splatting import tgs_targets
@@ -150,24 +149,11 @@ class MoE(nn.Module):
 
 def stage1(bench: Benchmark, seed: int = 0) -> FitResult:
     """Stage 1 (cached): UR-DMU trained with MIL (:func:`vadbook.recipes.urdmu_baseline`), then
-    fine-tuned with L_TGS (Eq. (6), after 20 warm-up steps of L_topk-norm; see
-    :class:`vadbook.losses.TGSScoreLoss`), the checkpoint chosen on validation AUC.
-
-    The recipe (name, 80 steps, evaluation every 20, a fifth of the baseline's learning
-    rate) is the TGS chapter's (``book/tgs.ipynb``), so that the book trains it only once.
+    fine-tuned with L_TGS (Eq. (6)) for 40 steps, the first 20 with L_topk-norm alone (see
+    :class:`vadbook.losses.TGSScoreLoss`), the checkpoint chosen on validation AUC: the TGS
+    chapter's recipe, :func:`vadbook.recipes.fine_tune`.
     """
-    base = recipes.urdmu_baseline(bench, seed)
-    weights = {k: v.detach().cpu().clone() for k, v in base.model.state_dict().items()}
-    score_loss = TGSScoreLoss(warmup_steps=20)
-
-    def build() -> URDMU:
-        model = URDMU(recipes.urdmu_config(bench))
-        model.load_state_dict(weights)
-        return model
-
-    lr = recipes.config("urdmu", bench, seed).lr / 5
-    cfg = recipes.config("urdmu", bench, seed, steps=80, eval_every=20, lr=lr)
-    return zoo.trained(f"urdmu-ft-from-baseline-tgs-{score_loss.tag}", build, bench, cfg, score_loss=score_loss)
+    return recipes.fine_tune("urdmu", bench, seed, "TGS")
 
 
 class _FeaturesAndScore(nn.Module):

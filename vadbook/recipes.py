@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from . import zoo
+from .losses import TGSScoreLoss
 from .data.video import Benchmark
 from .nn import MILHead, URDMU, URDMUConfig
 from .train import FitResult, TrainConfig
@@ -53,3 +54,34 @@ def mlp_baseline(bench: Benchmark, seed: int = 0, objective: str = "topk") -> Fi
 def urdmu_baseline(bench: Benchmark, seed: int = 0) -> FitResult:
     """UR-DMU trained with its MIL objective: the base of TGS, glance supervision and GS-MoE."""
     return zoo.trained("urdmu-mil", lambda: URDMU(urdmu_config(bench)), bench, config("urdmu", bench, seed))
+
+
+def fine_tune(model: str, bench: Benchmark, seed: int = 0, objective: str = "TGS", steps: int = 40,
+              warmup_steps: int = 20) -> FitResult:
+    """The MIL baseline of ``model`` (``"urdmu"`` or ``"mlp"``) trained ``steps`` more steps (cached).
+
+    ``objective="TGS"``: GS-MoE's L_TGS (Eq. (6)) after ``warmup_steps`` of L_topk-norm alone
+    (:class:`vadbook.losses.TGSScoreLoss` with its defaults); ``"MIL"``: the baseline's own
+    loss, the control with the same budget. A fifth of the recipe's learning rate, evaluation
+    every ``warmup_steps``, the checkpoint chosen on validation. The TGS chapter's experiment
+    and GS-MoE's stage 1 (:func:`vadbook.gsmoe.stage1`) share it, so the book trains it once.
+    """
+    if objective not in ("TGS", "MIL"):
+        raise ValueError(f"objective must be 'TGS' or 'MIL', got {objective!r}")
+    if model == "urdmu":
+        start, build_empty = urdmu_baseline(bench, seed), lambda: URDMU(urdmu_config(bench))
+    elif model == "mlp":
+        start, build_empty = mlp_baseline(bench, seed, "topk"), lambda: MILHead(bench.feature_dim)
+    else:
+        raise ValueError(f"no fine-tuning recipe for model {model!r}; expected 'urdmu' or 'mlp'")
+    weights = {k: v.detach().cpu().clone() for k, v in start.model.state_dict().items()}
+
+    def build():
+        m = build_empty()
+        m.load_state_dict(weights)
+        return m
+
+    cfg = config(model, bench, seed, steps=steps, eval_every=warmup_steps, lr=config(model, bench, seed).lr / 5)
+    loss = TGSScoreLoss(warmup_steps=warmup_steps) if objective == "TGS" else None
+    name = f"{model}-ft-from-baseline-" + (f"tgs-{loss.tag}" if loss else "mil")
+    return zoo.trained(name, build, bench, cfg, score_loss=loss)

@@ -5,7 +5,9 @@ from .lecvad import LECVAD, LECVADConfig
 from .lgt import LGTBlock
 from .memory import MemoryUnit
 from .mil_head import MILHead
+from .mome import LGTDetector, MoME, MoMEConfig
 from .urdmu import URDMU, URDMUConfig
 
 __all__ = ["MILHead", "URDMU", "URDMUConfig", "GLMHSA", "GLTransformer", "FeedForward",
-           "local_attention_weights", "MemoryUnit", "LGTBlock", "LECVAD", "LECVADConfig"]
+           "local_attention_weights", "MemoryUnit", "LGTBlock", "LECVAD", "LECVADConfig",
+           "MoME", "MoMEConfig", "LGTDetector"]
